@@ -1,0 +1,128 @@
+"""The build pipeline: recipe → model → plan → compute missing units → site."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .adapter import ModelAdapter
+from .cache import Cache, Entry, default_cache_dir
+from .execute import Job, ModelRef, Outcome, execute
+from .layers import catalogue, select
+from .plan import Plan, batches, make_plan
+from .plugins import Registry, load_registry
+from .recipe import Recipe
+from .site import slugify, write_site
+from .sources import load_model
+
+
+@dataclass
+class BuildResult:
+    """What a build did: the plan, how many units it computed, failures and the site."""
+
+    plan: Plan
+    computed: int = 0
+    failed: list[Outcome] = field(default_factory=list)
+    index: Path | None = None
+    manifest: dict | None = None
+
+
+def default_out_dir(recipe: Recipe) -> Path:
+    """Return where a recipe's atlas goes unless it says otherwise: site/<name>."""
+    return recipe.out_dir or Path("site") / recipe.name
+
+
+def make_manifest(plan: Plan, entries: Mapping[str, Entry | None],
+                  failed: Sequence[Outcome]) -> dict:
+    """Gather everything the site shows, as plain data with relative paths."""
+    errors = {o.key: o.error for o in failed}
+    taken: set[str] = set()
+    layers = []
+    for layer in plan.layers:
+        slug = slugify(layer.name, taken)
+        units = []
+        for unit in (u for u in plan.units if u.layer == layer.name):
+            entry = entries.get(unit.key)
+            meta = entry.meta if entry else {}
+            units.append({
+                "channel": unit.channel, "label": unit.label, "key": unit.key,
+                "page": f"units/{slug}/{unit.channel}.html",
+                "image": f"images/{slug}/{unit.channel}.png" if entry else None,
+                "thumb": f"thumbs/{slug}/{unit.channel}.png" if entry else None,
+                "objective_final": meta.get("objective_final"),
+                "curve": meta.get("curve", []),
+                "error": None if entry else errors.get(unit.key, "not computed"),
+            })
+        layers.append({**layer.as_dict(), "slug": slug, "page": f"layers/{slug}.html",
+                       "units": units})
+    recipe, adapter = plan.recipe, plan.adapter
+    return {
+        "format": 1,
+        "title": recipe.title or recipe.name,
+        "description": recipe.description,
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {**adapter.identity(), "input": adapter.input.as_dict()},
+        "objective": recipe.objective,
+        "seed": recipe.seed,
+        "render": recipe.render.as_dict(),
+        "units_total": len(plan.units),
+        "layers": layers,
+    }
+
+
+def _model_ref(recipe: Recipe) -> ModelRef:
+    return ModelRef(recipe.model, recipe.weights, tuple(sorted(recipe.model_options.items())))
+
+
+def plan_build(recipe: Recipe, cache: Cache, registry: Registry,
+               adapter: ModelAdapter | None = None) -> Plan:
+    """Load the model, resolve the layers and look every unit up in the cache."""
+    if adapter is None:
+        adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
+    layers = select(catalogue(adapter), recipe.layers, recipe.model)
+    size = recipe.render.size or tuple(adapter.input.size)
+    recipe = replace(recipe, render=replace(recipe.render, size=size))
+    return make_plan(recipe, adapter, layers, cache)
+
+
+def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
+    """Split the missing units into batches that workers can run."""
+    model = plan.adapter if in_process else _model_ref(plan.recipe)
+    return [Job(model, plan.recipe.objective, tuple(batch), plan.recipe.render,
+                str(cache.root), device)
+            for batch in batches(plan.missing, plan.recipe.batch_size)]
+
+
+def run_build(
+    recipe: Recipe,
+    cache_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    registry: Registry | None = None,
+    adapter: ModelAdapter | None = None,
+    template_dirs: Sequence[str | Path] = (),
+    show_progress: bool = True,
+) -> BuildResult:
+    """Compute every missing unit of a recipe, then write its atlas."""
+    registry = registry or load_registry()
+    cache = Cache(cache_dir or default_cache_dir())
+    plan = plan_build(recipe, cache, registry, adapter)
+    if adapter is not None and recipe.jobs > 1:
+        recipe = replace(recipe, backend="threading")  # a live module stays in this process
+    in_process = recipe.jobs == 1 or recipe.backend == "threading"
+    jobs = _jobs(plan, cache, recipe.device, in_process)
+    todo = len(plan.missing)
+    with tqdm(total=todo, desc=f"atlas {recipe.name}", unit="img", file=sys.stderr,
+              disable=not show_progress or todo == 0, mininterval=0.5,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]") as bar:
+        outcomes = execute(jobs, recipe.jobs, recipe.backend, registry, bar.update)
+    failed = [o for o in outcomes if o.error]
+    entries = {u.key: cache.get(u.key) for u in plan.units}
+    manifest = make_manifest(plan, entries, failed)
+    images = {key: entry.png for key, entry in entries.items() if entry}
+    index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
+    return BuildResult(plan, len(outcomes) - len(failed), failed, index, manifest)

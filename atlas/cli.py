@@ -1,0 +1,145 @@
+"""The ``atlas`` command: build, layers, plugins."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .errors import AtlasError
+
+EXIT_FAILED_UNITS = 1
+EXIT_INTERRUPTED = 2
+
+
+def _registry():
+    """Load plugins and report the broken ones on stderr."""
+    from .plugins import load_registry
+
+    registry = load_registry()
+    for info in registry.errors:
+        click.echo(f"warning: plugin {info.name!r} ({info.module}) failed to load: {info.error}",
+                   err=True)
+    return registry
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="feature-atlas")
+def cli() -> None:
+    """Visualize every channel of a network's layers as a browsable static atlas."""
+
+
+@cli.command()
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the atlas (default: the recipe's output.dir or site/NAME).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Result cache (default: $ATLAS_CACHE_DIR or ~/.cache/feature-atlas).")
+@click.option("--device", help="Device to optimise on: auto, cpu, cuda, cuda:1 ...")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Channels optimised at once.")
+@click.option("--templates", "template_dirs", multiple=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of templates that override the built-in ones (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and what is cached; compute nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def build(recipe, out_dir, cache_dir, device, jobs, batch_size, template_dirs, dry_run,
+          as_json, quiet) -> None:
+    """Build the atlas of RECIPE (a TOML file); without one, the embedded demo."""
+    from .build import plan_build, run_build
+    from .cache import Cache, default_cache_dir
+    from .recipe import load_recipe
+
+    parsed = load_recipe(recipe)
+    overrides = {"device": device, "jobs": jobs, "batch_size": batch_size}
+    parsed = replace(parsed, **{k: v for k, v in overrides.items() if v is not None})
+    registry = _registry()
+    if dry_run:
+        plan = plan_build(parsed, Cache(cache_dir or default_cache_dir()), registry)
+        _print_plan(plan.summary(), as_json)
+        return
+    result = run_build(parsed, cache_dir, out_dir, registry, template_dirs=template_dirs,
+                       show_progress=not quiet)
+    cached = len(result.plan.cached)
+    if result.computed == 0 and not result.failed:
+        click.echo(f"all {cached} pictures came from the cache; nothing computed", err=True)
+    else:
+        click.echo(f"computed {result.computed} pictures, {cached} from the cache", err=True)
+    for outcome in result.failed:
+        click.echo(f"failed: {outcome.layer} channel {outcome.channel}: {outcome.error}", err=True)
+    click.echo(str(result.index.resolve()))
+    if result.failed:
+        sys.exit(EXIT_FAILED_UNITS)
+
+
+def _print_plan(summary: dict, as_json: bool) -> None:
+    """Print a plan summary as JSON or as a table."""
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"model {summary['model']} (weights digest {summary['weights_digest'][:12]})")
+    for layer in summary["layers"]:
+        click.echo(f"  {layer['name']:<32} {layer['channels']:>6} channels "
+                   f"{layer['cached']:>6} cached {layer['to_compute']:>6} to compute")
+    click.echo(f"{summary['units_total']} pictures: {summary['units_cached']} cached, "
+               f"{summary['units_to_compute']} to compute")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--weights", help="Weights name or file, as in a recipe's model.weights.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Also list layers that cannot be selected.")
+def layers(model, weights, as_json, show_all) -> None:
+    """List the selectable layers of MODEL with output shapes and channel counts."""
+    from .layers import catalogue
+    from .sources import load_model
+
+    adapter = load_model(_registry(), model, weights)
+    found = [layer for layer in catalogue(adapter) if show_all or layer.supported]
+    if as_json:
+        click.echo(json.dumps([layer.as_dict() for layer in found], indent=2))
+        return
+    for layer in found:
+        shape = "×".join(map(str, layer.shape))
+        note = f"  ({layer.reason})" if not layer.supported else ""
+        click.echo(f"{layer.name:<40} {layer.kind:<24} {shape:<18} {layer.channels:>6}{note}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json) -> None:
+    """List installed plugins and what each registered."""
+    registry = _registry()
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in registry.plugins], indent=2))
+        return
+    for info in registry.plugins:
+        origin = f" [{info.distribution}]" if info.distribution else ""
+        click.echo(f"{info.name}{origin}: {info.module}")
+        if info.error:
+            click.echo(f"  failed to load: {info.error}")
+        for kind, names in sorted(info.registered.items()):
+            click.echo(f"  {kind}: {', '.join(names)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors print one line and exit with code 4."""
+    try:
+        cli.main(args=argv, prog_name="atlas", standalone_mode=False)
+    except AtlasError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted; finished pictures are kept in the cache", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("interrupted; finished pictures are kept in the cache", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(4)

@@ -1,0 +1,172 @@
+"""Compute the missing units in joblib workers; each worker stores its results itself."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+
+from .adapter import ModelAdapter
+from .cache import Cache
+from .plan import Unit
+from .plugins import Registry, load_registry
+from .render import RenderSettings, render
+
+CURVE_POINTS = 64
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model by name, so workers can load it themselves."""
+
+    source: str
+    weights: str | None = None
+    options: tuple = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One batch of units of one layer, as plain data a worker can receive."""
+
+    model: ModelRef | ModelAdapter
+    objective: str
+    units: tuple[Unit, ...]
+    settings: RenderSettings
+    cache_root: str
+    device: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one unit: stored, or failed with an error message."""
+
+    key: str
+    layer: str
+    channel: int
+    error: str | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``auto`` into CUDA when available, else CPU; pass other names through."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_registry() -> Registry:
+    """Load the plugins once per worker process."""
+    return load_registry()
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_model(ref: ModelRef) -> ModelAdapter:
+    """Load a model once per worker process."""
+    from .sources import load_model
+
+    return load_model(_worker_registry(), ref.source, ref.weights, **dict(ref.options))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
+
+
+def _curve(values: np.ndarray) -> list[float]:
+    """Downsample one image's objective curve to at most CURVE_POINTS values."""
+    idx = np.unique(np.linspace(0, len(values) - 1, min(CURVE_POINTS, len(values))).astype(int))
+    return [round(float(values[i]), 5) for i in idx]
+
+
+def _store(job: Job, units: Sequence[Unit], result, seconds: float) -> None:
+    """Write each image of a rendered batch to the cache with its numbers."""
+    cache = Cache(job.cache_root)
+    for i, unit in enumerate(units):
+        meta = {"layer": unit.layer, "channel": unit.channel, "label": unit.label,
+                "objective_final": float(result.final[i]), "curve": _curve(result.curve[:, i]),
+                "steps": job.settings.steps, "seconds": round(seconds / len(units), 4),
+                "spec": unit.spec}
+        cache.put(unit.key, result.images[i], meta)
+
+
+def _render_units(job: Job, units: Sequence[Unit], registry: Registry, adapter: ModelAdapter,
+                  on_step: Callable[[int], None] | None) -> list[Outcome]:
+    """Render and store units, halving the batch when the device runs out of memory."""
+    layer = units[0].layer
+    objective = registry.get("objectives", job.objective)(layer, [u.channel for u in units])
+    start = time.perf_counter()
+    try:
+        result = render(adapter, objective, [u.seed for u in units], job.settings, registry,
+                        resolve_device(job.device), on_step)
+    except Exception as exc:
+        if _is_oom(exc) and len(units) > 1:
+            torch.cuda.empty_cache()
+            half = len(units) // 2
+            return (_render_units(job, units[:half], registry, adapter, None)
+                    + _render_units(job, units[half:], registry, adapter, None))
+        raise
+    _store(job, units, result, time.perf_counter() - start)
+    return [Outcome(u.key, u.layer, u.channel) for u in units]
+
+
+def run_job(job: Job, registry: Registry | None = None,
+            on_step: Callable[[int], None] | None = None) -> list[Outcome]:
+    """Render one batch and store it; report failures instead of raising."""
+    try:
+        registry = registry or _worker_registry()
+        adapter = job.model if isinstance(job.model, ModelAdapter) else _worker_model(job.model)
+        return _render_units(job, job.units, registry, adapter, on_step)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        if os.environ.get("ATLAS_DEBUG"):
+            message += "\n" + traceback.format_exc()
+        return [Outcome(u.key, u.layer, u.channel, message) for u in job.units]
+
+
+def _set_threads(jobs: int) -> None:
+    """Share the machine's cores among the worker processes."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+
+
+def _run_parallel(jobs: Sequence[Job], n_jobs: int, backend: str,
+                  registry: Registry | None) -> Iterable[list[Outcome]]:
+    """Yield each job's outcomes as workers finish them."""
+    shared = registry if backend == "threading" else None  # processes load their own
+
+    def work(job: Job) -> list[Outcome]:
+        _set_threads(n_jobs)
+        return run_job(job, shared)
+
+    parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")
+    yield from parallel(delayed(work)(job) for job in jobs)
+
+
+def execute(
+    jobs: Sequence[Job],
+    n_jobs: int = 1,
+    backend: str = "loky",
+    registry: Registry | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> list[Outcome]:
+    """Run every job and return all outcomes; progress receives units done (fractions too).
+
+    With one job at a time everything runs in this process, with this registry.
+    """
+    outcomes: list[Outcome] = []
+    if n_jobs == 1:
+        for job in jobs:
+            per_step = len(job.units) / job.settings.steps
+            on_step = (lambda _step, d=per_step: progress(d)) if progress else None
+            outcomes += run_job(job, registry, on_step)
+        return outcomes
+    for done in _run_parallel(jobs, n_jobs, backend, registry):
+        outcomes += done
+        if progress:
+            progress(len(done))
+    return outcomes

@@ -1,0 +1,103 @@
+"""Write the static HTML atlas from a manifest: no torch needed, relative links only."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from .cache import atomic_write
+from .images import thumbnail_png
+
+THUMB_SIZE = 160
+STATIC_FILES = ("atlas.css", "atlas.js")
+
+
+def slugify(name: str, taken: set[str]) -> str:
+    """Return a file-name-safe slug for a layer name, unique among taken."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "layer"
+    slug, n = base, 1
+    while slug in taken:
+        n += 1
+        slug = f"{base}-{n}"
+    taken.add(slug)
+    return slug
+
+
+def sparkline(values: Sequence[float], width: int = 240, height: int = 60) -> str:
+    """Return SVG polyline points for values scaled into a width x height box."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = width / max(len(values) - 1, 1)
+    return " ".join(
+        f"{i * step:.1f},{height - (v - lo) / span * height:.1f}" for i, v in enumerate(values)
+    )
+
+
+def builtin_templates() -> Path:
+    """Return the folder of the built-in templates."""
+    return Path(str(resources.files("atlas.templates")))
+
+
+def environment(template_dirs: Sequence[str | Path] = ()) -> jinja2.Environment:
+    """Return a Jinja environment: user folders first, then the built-in templates."""
+    search = [str(p) for p in template_dirs] + [str(builtin_templates())]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["sparkline"] = sparkline
+    return env
+
+
+def _write_page(env: jinja2.Environment, template: str, out: Path, rel: str, **context) -> None:
+    """Render one page; rel is the page's path from the site root."""
+    root = "../" * rel.count("/")
+    html = env.get_template(template).render(root=root, **context)
+    atomic_write(out / rel, html.encode("utf-8"))
+
+
+def _copy_images(manifest: Mapping, images: Mapping[str, Path], out: Path) -> None:
+    """Copy each unit's picture into the site and write its thumbnail."""
+    for layer in manifest["layers"]:
+        for unit in layer["units"]:
+            source = images.get(unit["key"])
+            if source is None:
+                continue
+            data = Path(source).read_bytes()
+            atomic_write(out / unit["image"], data)
+            atomic_write(out / unit["thumb"], thumbnail_png(data, THUMB_SIZE))
+
+
+def write_site(
+    manifest: Mapping,
+    images: Mapping[str, Path],
+    out: str | Path,
+    template_dirs: Sequence[str | Path] = (),
+) -> Path:
+    """Write index, layer and unit pages, images and manifest.json; return index.html."""
+    out = Path(out)
+    env = environment(template_dirs)
+    _copy_images(manifest, images, out)
+    for name in STATIC_FILES:
+        (out / "static").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(builtin_templates() / name, out / "static" / name)
+    _write_page(env, "index.html", out, "index.html", manifest=manifest)
+    for layer in manifest["layers"]:
+        _write_page(env, "layer.html", out, layer["page"], manifest=manifest, layer=layer)
+        units = layer["units"]
+        for i, unit in enumerate(units):
+            _write_page(env, "unit.html", out, unit["page"], manifest=manifest, layer=layer,
+                        unit=unit, prev=units[i - 1] if i else None,
+                        next=units[i + 1] if i + 1 < len(units) else None)
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=1).encode("utf-8"))
+    return out / "index.html"

@@ -1,0 +1,56 @@
+"""Helpers the model sources share: seeded random weights and state-dict files."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from ..errors import WeightsError
+
+INIT_SEED = 0
+IGNORED_PREFIXES = ("aux_classifier.",)  # training-only heads that atlases never use
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int = INIT_SEED) -> Iterator[None]:
+    """Make random initialisation inside the block repeatable, leaving global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def read_state_dict(path: Path, what: str) -> dict:
+    """Read a state dict from a .safetensors file or a torch file (tensors only)."""
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} for {what} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read weights file {path} for {what}: {exc}") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise WeightsError(f"weights file {path} for {what} holds a {type(state).__name__}, "
+                           "not a state dict")
+    return state
+
+
+def load_state_file(module: torch.nn.Module, path: Path, what: str) -> None:
+    """Load a state-dict file into module, naming the file and the mismatched keys on error."""
+    state = read_state_dict(path, what)
+    state = {k.removeprefix("module."): v for k, v in state.items()
+             if not k.startswith(IGNORED_PREFIXES)}
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[:3]
+        raise WeightsError(f"weights file {path} does not fit {what}: {' '.join(first)}") from None

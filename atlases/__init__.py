@@ -1,0 +1,1 @@
+"""Recipes shipped with feature-atlas; a package only so that they install with atlas."""

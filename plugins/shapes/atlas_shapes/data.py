@@ -1,0 +1,91 @@
+"""A procedurally generated segmentation data set of shapes and textures."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CLASSES = ("background", "circle", "square", "triangle",
+           "horizontal stripes", "vertical stripes", "checkerboard")
+SIZE = 64
+
+
+def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.ndarray:
+    """Draw an RGB colour at least some distance from avoid."""
+    while True:
+        colour = rng.integers(0, 256, 3)
+        if avoid is None or np.abs(colour - avoid).sum() > 120:
+            return colour
+
+
+def _polygon(rng: np.random.Generator, centre, radius: float, corners: int) -> np.ndarray:
+    """Return the integer vertices of a regular polygon with a random rotation."""
+    angle = rng.uniform(0, 2 * np.pi)
+    t = angle + np.arange(corners) * 2 * np.pi / corners
+    points = np.stack([centre[0] + radius * np.cos(t), centre[1] + radius * np.sin(t)], 1)
+    return np.round(points).astype(np.int32)
+
+
+def _region(rng: np.random.Generator, size: int, shape: str) -> np.ndarray:
+    """Return a boolean mask of one randomly placed, sized and rotated shape."""
+    mask = np.zeros((size, size), np.uint8)
+    radius = rng.uniform(0.1, 0.24) * size
+    centre = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
+    if shape == "circle":
+        cv2.circle(mask, tuple(int(v) for v in centre), int(radius), 1, -1, cv2.LINE_AA)
+    elif shape == "square":
+        cv2.fillPoly(mask, [_polygon(rng, centre, radius * 1.2, 4)], 1)
+    elif shape == "triangle":
+        cv2.fillPoly(mask, [_polygon(rng, centre, radius * 1.35, 3)], 1)
+    else:  # a texture patch: any of the shapes above, or a rectangle
+        kind = rng.choice(["circle", "square", "triangle", "rect"])
+        if kind == "rect":
+            w, h = rng.uniform(0.25, 0.5, 2) * size
+            x, y = rng.uniform(0, size - w), rng.uniform(0, size - h)
+            mask[int(y):int(y + h), int(x):int(x + w)] = 1
+        else:
+            return _region(rng, size, str(kind))
+    return mask.astype(bool)
+
+
+def _texture(rng: np.random.Generator, size: int, kind: str, a, b) -> np.ndarray:
+    """Return an (size, size, 3) image of two-colour stripes or checks."""
+    period = int(rng.integers(4, 9))
+    yy, xx = np.mgrid[:size, :size]
+    oy, ox = rng.integers(0, period, 2)
+    if kind == "horizontal stripes":
+        on = ((yy + oy) // (period // 2 or 1)) % 2 == 0
+    elif kind == "vertical stripes":
+        on = ((xx + ox) // (period // 2 or 1)) % 2 == 0
+    else:
+        half = period // 2 or 1
+        on = (((yy + oy) // half) + ((xx + ox) // half)) % 2 == 0
+    return np.where(on[..., None], a, b)
+
+
+def make_sample(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Return one (image uint8 HxWx3, labels int64 HxW) pair."""
+    background = _colour(rng)
+    image = np.empty((size, size, 3), np.float32)
+    image[:] = background
+    image += rng.normal(0, rng.uniform(0, 12), (size, size, 3))
+    labels = np.zeros((size, size), np.int64)
+    for _ in range(int(rng.integers(1, 5))):
+        cls = int(rng.integers(1, len(CLASSES)))
+        name = CLASSES[cls]
+        mask = _region(rng, size, name)
+        colour = _colour(rng, background)
+        if cls >= 4:
+            fill = _texture(rng, size, name, colour, _colour(rng, colour))
+            image[mask] = fill[mask]
+        else:
+            image[mask] = colour
+        labels[mask] = cls
+    return np.clip(image, 0, 255).astype(np.uint8), labels
+
+
+def make_batch(rng: np.random.Generator, n: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Return n samples stacked: images (n, 3, H, W) float32 in [0, 1], labels (n, H, W)."""
+    pairs = [make_sample(rng, size) for _ in range(n)]
+    images = np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return images, np.stack([p[1] for p in pairs])

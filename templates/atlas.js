@@ -1,0 +1,33 @@
+// Filter and sort a layer's grid in the browser; works from file:// with no server.
+(function () {
+  "use strict";
+  const grid = document.getElementById("grid");
+  if (!grid) return;
+  const filter = document.getElementById("filter");
+  const sort = document.getElementById("sort");
+  const count = document.getElementById("count");
+  const units = Array.from(grid.querySelectorAll(".unit"));
+
+  function applyFilter() {
+    const query = filter.value.trim().toLowerCase();
+    let shown = 0;
+    for (const unit of units) {
+      const text = unit.dataset.channel + " " + unit.dataset.label.toLowerCase();
+      const match = !query || unit.dataset.channel === query || text.includes(query);
+      unit.hidden = !match;
+      if (match) shown += 1;
+    }
+    count.textContent = shown + " of " + units.length + " channels";
+  }
+
+  function applySort() {
+    const key = sort.value;
+    const value = (u) => key === "objective" ? -(parseFloat(u.dataset.objective) || -Infinity)
+                                            : parseInt(u.dataset.channel, 10);
+    units.slice().sort((a, b) => value(a) - value(b)).forEach((u) => grid.appendChild(u));
+  }
+
+  filter.addEventListener("input", applyFilter);
+  sort.addEventListener("change", applySort);
+  applyFilter();
+})();

@@ -1,0 +1,57 @@
+"""Helpers for end-to-end tests: run the real CLI and check a site's links."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+TINY_RECIPE = """
+title = "Tiny shapes"
+layers = ["output", "enc1"]
+[model]
+source = "shapes/unet"
+[render]
+size = 32
+steps = 6
+[run]
+batch_size = 8
+"""
+
+
+def atlas(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``atlas`` command and capture its output."""
+    return subprocess.run([sys.executable, "-m", "atlas", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src") and value:
+                self.links.append(value)
+
+
+def links(page: Path) -> list[str]:
+    """Return every href and src of an HTML page."""
+    parser = _Links()
+    parser.feed(page.read_text("utf-8"))
+    return parser.links
+
+
+def broken_links(site: Path) -> list[str]:
+    """Return 'page -> link' for each link that is absolute or points at nothing."""
+    bad = []
+    for page in site.rglob("*.html"):
+        for link in links(page):
+            parsed = urlparse(link)
+            target = (page.parent / parsed.path).resolve()
+            if parsed.scheme or parsed.netloc or link.startswith("/") or not target.exists():
+                bad.append(f"{page.relative_to(site)} -> {link}")
+    return bad

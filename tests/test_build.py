@@ -1,0 +1,105 @@
+"""End to end: the real ``atlas build`` on a tiny recipe."""
+
+import json
+
+import pytest
+
+from helpers import TINY_RECIPE, atlas, broken_links, links
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("build")
+    recipe = root / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    first = atlas("build", str(recipe), "--out", str(root / "site"), "--cache-dir",
+                  str(root / "cache"))
+    assert first.returncode == 0, first.stderr
+    return root, recipe, first
+
+
+def test_build_prints_index_path_last(built):
+    root, _, first = built
+    assert first.stdout.strip().splitlines()[-1] == str((root / "site" / "index.html").resolve())
+    assert "computed 23 pictures, 0 from the cache" in first.stderr
+
+
+def test_site_has_every_page_and_image(built):
+    root = built[0]
+    site = root / "site"
+    manifest = json.loads((site / "manifest.json").read_text())
+    assert [layer["name"] for layer in manifest["layers"]] == ["enc1", "output"]
+    assert manifest["units_total"] == 16 + 7
+    for layer in manifest["layers"]:
+        assert (site / layer["page"]).exists()
+        for unit in layer["units"]:
+            assert (site / unit["page"]).exists() and (site / unit["image"]).exists()
+
+
+def test_links_are_relative_and_resolve(built):
+    site = built[0] / "site"
+    assert broken_links(site) == []
+    layer_links = links(site / "index.html")
+    assert "layers/output.html" in layer_links and "layers/enc1.html" in layer_links
+    assert "../units/output/3.html" in links(site / "layers" / "output.html")
+
+
+def test_class_channels_carry_class_names(built):
+    page = (built[0] / "site" / "layers" / "output.html").read_text()
+    for name in ("circle", "square", "triangle", "horizontal stripes", "checkerboard"):
+        assert name in page
+    assert "triangle" in (built[0] / "site" / "units" / "output" / "3.html").read_text()
+
+
+def test_second_build_computes_nothing(built):
+    root, recipe, _ = built
+    again = atlas("build", str(recipe), "--out", str(root / "site2"), "--cache-dir",
+                  str(root / "cache"))
+    assert again.returncode == 0, again.stderr
+    assert "all 23 pictures came from the cache; nothing computed" in again.stderr
+
+
+def test_dry_run_json_reports_the_cache(built):
+    root, recipe, _ = built
+    plan = json.loads(atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir",
+                            str(root / "cache")).stdout)
+    assert (plan["units_total"], plan["units_cached"], plan["units_to_compute"]) == (23, 23, 0)
+    fresh = json.loads(atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir",
+                             str(root / "empty")).stdout)
+    assert (fresh["units_cached"], fresh["units_to_compute"]) == (0, 23)
+
+
+def test_changed_recipe_recomputes_only_what_changed(built):
+    root, recipe, _ = built
+    changed = root / "more.toml"
+    changed.write_text(TINY_RECIPE.replace('["output", "enc1"]', '["output", "enc1", "enc2"]'))
+    plan = json.loads(atlas("build", str(changed), "--dry-run", "--json", "--cache-dir",
+                            str(root / "cache")).stdout)
+    assert (plan["units_cached"], plan["units_to_compute"]) == (23, 32)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["layers", "shapes/unte"], "unknown shapes model 'unte' (did you mean: unet?)"),
+    (["layers", "torchvison/resnet18"], "unknown model namespace 'torchvison' (did you mean: "
+                                        "torchvision?)"),
+])
+def test_unknown_names_exit_4_with_close_matches(args, message):
+    result = atlas(*args)
+    assert result.returncode == 4
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_layer_exits_4_naming_it(tmp_path):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(TINY_RECIPE.replace('"enc1"', '"enc3"'))
+    result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 4
+    assert "unknown layer of shapes/unet 'enc3' (did you mean: enc1, enc2" in result.stderr
+
+
+def test_layers_lists_shapes_and_channels():
+    result = atlas("layers", "shapes/unet", "--json")
+    layers = {layer["name"]: layer for layer in json.loads(result.stdout)}
+    assert layers["enc2"]["shape"] == [32, 32, 32] and layers["enc2"]["channels"] == 32
+    assert layers["output"]["channels"] == 7

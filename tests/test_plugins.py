@@ -1,0 +1,70 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from atlas.errors import PluginError
+from atlas.hookspecs import hookimpl
+from atlas.plugins import load_registry
+
+
+def test_demo_plugin_is_found_through_its_entry_point():
+    registry = load_registry()
+    shapes = next(p for p in registry.plugins if p.name == "shapes")
+    assert shapes.distribution == "feature-atlas-shapes"
+    assert shapes.registered == {"models": ["shapes"]}
+    assert registry.owners[("models", "shapes")] == "shapes"
+
+
+def test_builtins_register_through_the_same_hooks():
+    registry = load_registry(env={"ATLAS_PLUGINS": ""})
+    assert [p.name for p in registry.plugins] == ["builtins"]
+    assert {"channel", "neuron", "layer"} <= set(registry.names("objectives"))
+    assert {"fft", "pixel"} <= set(registry.names("parameterizations"))
+
+
+def test_broken_plugin_is_reported_and_others_still_load(tmp_path, monkeypatch):
+    dist = tmp_path / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[feature_atlas]\nbroken = no_such_module_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry()
+    broken = next(p for p in registry.plugins if p.name == "broken")
+    assert "no_such_module_xyz" in broken.error
+    assert "shapes" in registry.names("models")
+
+
+def test_a_name_registered_twice_names_both_plugins():
+    class Copycat:
+        @hookimpl
+        def feature_atlas_register_objectives(self, register):
+            register("channel", lambda *a: None)
+
+    with pytest.raises(PluginError, match="'builtins' and plugin 'copycat'"):
+        load_registry(extra=[("copycat", Copycat())])
+
+
+def test_misspelt_hook_is_reported_by_plugin_name():
+    class Typo:
+        @hookimpl
+        def feature_atlas_register_modles(self, register):
+            pass
+
+    registry = load_registry(extra=[("typo", Typo())])
+    assert "feature_atlas_register_modles" in next(p for p in registry.plugins
+                                                  if p.name == "typo").error
+
+
+def test_unknown_name_suggests_close_matches(registry):
+    with pytest.raises(PluginError, match=r"unknown objective 'chanel' \(did you mean: channel"):
+        registry.get("objectives", "chanel")
+
+
+def test_atlas_plugins_json_lists_every_plugin():
+    out = subprocess.run([sys.executable, "-m", "atlas", "plugins", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    plugins = {p["name"]: p for p in json.loads(out)}
+    assert plugins["shapes"]["registered"]["models"] == ["shapes"]
+    assert "fft" in plugins["builtins"]["registered"]["parameterizations"]

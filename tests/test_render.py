@@ -1,0 +1,59 @@
+import numpy as np
+import torch
+
+from atlas import objectives
+from atlas.layers import forward_layers
+from atlas.render import RenderSettings, render
+from atlas.transforms import NO_TRANSFORMS, TransformSchedule, TransformSettings
+
+FAST = RenderSettings(size=(32, 32), steps=40, lr=0.2)
+
+
+def test_objective_rises_for_every_image_of_a_batch(adapter, registry):
+    channels = [0, 3, 5]
+    result = render(adapter, objectives.channel("conv2", channels), [1, 2, 3], FAST, registry)
+    assert result.images.shape == (3, 32, 32, 3)
+    assert result.images.min() >= 0 and result.images.max() <= 1
+    start, end = result.curve[:5].mean(0), result.curve[-5:].mean(0)
+    assert (end > start + 0.02).all(), (start, end)
+    assert (result.final > start + 0.05).all(), (start, result.final)
+
+
+def test_each_image_maximises_its_own_channel(adapter, registry):
+    result = render(adapter, objectives.channel("conv2", [0, 1]), [1, 2], FAST, registry)
+    # channel i's own picture beats the other image on channel i
+    x = adapter.input.normalize(torch.from_numpy(result.images).permute(0, 3, 1, 2))
+    act = forward_layers(adapter, x, ["conv2"])["conv2"].mean((2, 3))
+    assert act[0, 0] > act[1, 0] and act[1, 1] > act[0, 1]
+
+
+def test_same_seed_same_picture_whatever_the_batch(adapter, registry):
+    alone = render(adapter, objectives.channel("conv1", [2]), [7], FAST, registry)
+    batched = render(adapter, objectives.channel("conv1", [5, 2]), [9, 7], FAST, registry)
+    # equal up to float rounding of batched kernels, which Adam can amplify slightly
+    diff = np.abs(alone.images[0] - batched.images[1])
+    assert diff.mean() < 1e-3 and diff.max() < 0.05
+
+
+def test_pixel_parameterization_and_regularizer_run(adapter, registry):
+    settings = RenderSettings(size=(24, 40), steps=10, param="pixel", regularizers={"tv": 0.1})
+    result = render(adapter, objectives.channel("conv1", [0]), [1], settings, registry)
+    assert result.images.shape == (1, 24, 40, 3)
+
+
+def test_transforms_are_seeded_and_pad_with_grey():
+    gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    schedule = TransformSchedule(TransformSettings(), 4, gens)
+    again = TransformSchedule(TransformSettings(), 4,
+                              [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
+    image = torch.rand(2, 3, 32, 32)
+    out = schedule(image, 0)
+    assert out.shape == (2, 3, 56, 56)
+    torch.testing.assert_close(out, again(image, 0))
+    assert torch.allclose(out[:, :, 0, 0], torch.tensor(0.5))
+
+
+def test_no_transforms_is_the_identity():
+    schedule = TransformSchedule(NO_TRANSFORMS, 1, [torch.Generator().manual_seed(0)])
+    image = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(schedule(image, 0), image, atol=1e-5, rtol=0)
