@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench weights clean
+.PHONY: demo test browser lint bench weights clean
 
 $(STAMP): pyproject.toml plugins/shapes/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,15 @@ $(STAMP): pyproject.toml plugins/shapes/pyproject.toml constraints.txt
 demo: $(STAMP)
 	@$(BIN)/atlas build
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the browser tests; installed when missing and we may use apt.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "note: chromium is not installed; the browser tests will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

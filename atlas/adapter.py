@@ -57,7 +57,9 @@ class ModelAdapter:
     description: str = ""
 
     def __post_init__(self) -> None:
-        self.module.eval().requires_grad_(False)
+        self.module.eval()
+        for parameter in self.module.parameters():  # ScriptModules lack requires_grad_()
+            parameter.requires_grad_(False)
 
     def model_output(self, raw: object) -> torch.Tensor:
         """Pick the tensor that the ``output`` layer stands for from a forward's result."""

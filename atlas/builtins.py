@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 from . import objectives, params, regularizers
 from .hookspecs import Register, hookimpl
+from .sources import ModelSource
 
 
 @hookimpl
@@ -29,11 +32,23 @@ def feature_atlas_register_parameterizations(register: Register) -> None:
     register("pixel", params.pixel)
 
 
+def _lazy(module: str, name: str):
+    """Return a function that imports atlas.sources.<module> on first call (torchvision and
+    timm take seconds to import, and most commands need neither)."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f"atlas.sources.{module}"), name)(*args, **kwargs)
+
+    return call
+
+
 @hookimpl
 def feature_atlas_register_models(register: Register) -> None:
     """Register the torchvision, timm and file model sources."""
-    from .sources import file, timm_source, torchvision_source
-
-    register("torchvision", torchvision_source.SOURCE)
-    register("timm", timm_source.SOURCE)
-    register("file", file.SOURCE)
+    for namespace, module, about in (
+        ("torchvision", "torchvision_source", "torchvision classification and segmentation"),
+        ("timm", "timm_source", "every timm model"),
+        ("file", "file", "TorchScript, pickled modules (opt-in), state dicts with an arch"),
+    ):
+        register(namespace, ModelSource(load=_lazy(module, "load"), names=_lazy(module, "names"),
+                                        description=about))

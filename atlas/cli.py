@@ -38,6 +38,8 @@ def cli() -> None:
               help="Folder for the atlas (default: the recipe's output.dir or site/NAME).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Result cache (default: $ATLAS_CACHE_DIR or ~/.cache/feature-atlas).")
+@click.option("--weights", help="Weights to use instead of the recipe's model.weights: a name "
+              "such as DEFAULT or a local file.")
 @click.option("--device", help="Device to optimise on: auto, cpu, cuda, cuda:1 ...")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Channels optimised at once.")
@@ -47,15 +49,15 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan and what is cached; compute nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def build(recipe, out_dir, cache_dir, device, jobs, batch_size, template_dirs, dry_run,
+def build(recipe, out_dir, cache_dir, weights, device, jobs, batch_size, template_dirs, dry_run,
           as_json, quiet) -> None:
     """Build the atlas of RECIPE (a TOML file); without one, the embedded demo."""
-    from .build import plan_build, run_build
     from .cache import Cache, default_cache_dir
+    from .pipeline import plan_build, run_build
     from .recipe import load_recipe
 
     parsed = load_recipe(recipe)
-    overrides = {"device": device, "jobs": jobs, "batch_size": batch_size}
+    overrides = {"weights": weights, "device": device, "jobs": jobs, "batch_size": batch_size}
     parsed = replace(parsed, **{k: v for k, v in overrides.items() if v is not None})
     registry = _registry()
     if dry_run:

@@ -69,8 +69,13 @@ def dummy_input(adapter: ModelAdapter, device: torch.device | str = "cpu") -> to
     return adapter.input.normalize(grey)
 
 
+SCRIPTED = "it is compiled TorchScript, whose inner layers hooks cannot observe; use 'output'"
+
+
 def catalogue(adapter: ModelAdapter, device: torch.device | str = "cpu") -> list[LayerInfo]:
     """List every named module in execution order with its output shape, then ``output``."""
+    if isinstance(adapter.module, torch.jit.ScriptModule):
+        return _scripted_catalogue(adapter, device)
     seen: dict[str, LayerInfo] = {}
     hooks = []
 
@@ -94,13 +99,22 @@ def catalogue(adapter: ModelAdapter, device: torch.device | str = "cpu") -> list
     return [*seen.values(), output]
 
 
+def _scripted_catalogue(adapter: ModelAdapter, device: torch.device | str) -> list[LayerInfo]:
+    """List a TorchScript model's modules as refused and its output as the one layer."""
+    inner = [LayerInfo(name, module.original_name, (), 0, False, SCRIPTED)
+             for name, module in adapter.module.named_modules() if name]
+    with torch.no_grad():
+        raw = adapter.module.to(device)(dummy_input(adapter, device))
+    return [*inner, _describe(OUTPUT, "output", adapter.model_output(raw))]
+
+
 def _match(pattern: str, layers: Sequence[LayerInfo]) -> list[LayerInfo]:
     """Return the layers whose name matches pattern (fnmatch; ``*`` crosses dots)."""
     return [layer for layer in layers if fnmatch.fnmatchcase(layer.name, pattern)]
 
 
 def select(layers: Sequence[LayerInfo], patterns: Iterable[str], model: str) -> list[LayerInfo]:
-    """Resolve layer patterns to supported layers, in execution order, or raise naming the bad one."""
+    """Resolve patterns to supported layers in execution order; raise naming a bad one."""
     chosen: dict[str, LayerInfo] = {}
     for pattern in patterns:
         matches = _match(pattern, layers)

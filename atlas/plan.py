@@ -79,7 +79,7 @@ def make_plan(recipe: Recipe, adapter: ModelAdapter, layers: Sequence[LayerInfo]
     units = []
     for layer in layers:
         labels = adapter.labels.get(layer.name, ())
-        for c in range(layer.channels):
+        for c in range(min(layer.channels, recipe.max_channels or layer.channels)):
             spec = unit_spec(recipe, adapter, layer.name, c)
             label = labels[c] if c < len(labels) else None
             units.append(Unit(layer.name, c, label, digest(spec), unit_seed(spec), spec))

@@ -30,7 +30,8 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
                "regularizers": (dict,), "objective": (str,), "seed": (int,)},
     "render.transforms": {"pad": (int,), "jitter": (int,), "scales": (list,),
                           "degrees": (float, int), "jitter2": (int,)},
-    "run": {"batch_size": (int,), "device": (str,), "backend": (str,), "jobs": (int,)},
+    "run": {"batch_size": (int,), "device": (str,), "backend": (str,), "jobs": (int,),
+            "max_channels": (int,)},
     "output": {"dir": (str,)},
 }
 
@@ -53,6 +54,7 @@ class Recipe:
     device: str = "auto"
     backend: str = "loky"
     jobs: int = 1
+    max_channels: int | None = None
     out_dir: Path | None = None
     path: Path | None = None
 
@@ -120,8 +122,9 @@ def parse_recipe(data: dict, where: str, name: str = "atlas") -> Recipe:
     if not layers or not all(isinstance(x, str) for x in layers):
         raise RecipeError(f"{where}: key 'layers' must be a non-empty list of layer names")
     render, run = data.get("render", {}), data.get("run", {})
-    if run.get("batch_size", 1) < 1 or run.get("jobs", 1) < 1:
-        raise RecipeError(f"{where}: 'run.batch_size' and 'run.jobs' must be at least 1")
+    for key in ("batch_size", "jobs", "max_channels"):
+        if run.get(key, 1) < 1:
+            raise RecipeError(f"{where}: key 'run.{key}' must be at least 1")
     if run.get("backend", "loky") not in BACKENDS:
         raise RecipeError(f"{where}: key 'run.backend' must be one of {', '.join(BACKENDS)}")
     out_dir = data.get("output", {}).get("dir")
@@ -134,6 +137,7 @@ def parse_recipe(data: dict, where: str, name: str = "atlas") -> Recipe:
                        where),
         batch_size=run.get("batch_size", 64), device=run.get("device", "auto"),
         backend=run.get("backend", "loky"), jobs=run.get("jobs", 1),
+        max_channels=run.get("max_channels"),
         out_dir=Path(out_dir) if out_dir else None,
     )
 

@@ -77,7 +77,8 @@ class TransformSchedule:
         h, w = image.shape[-2:]
         out_size = (h + 2 * self.settings.pad, w + 2 * self.settings.pad)
         theta = self.theta(step, (h, w), out_size).to(image.dtype)
-        grid = F.affine_grid(theta, [image.shape[0], image.shape[1], *out_size], align_corners=False)
+        shape = [image.shape[0], image.shape[1], *out_size]
+        grid = F.affine_grid(theta, shape, align_corners=False)
         moved = F.grid_sample(image - 0.5, grid, mode="bilinear", padding_mode="zeros",
                               align_corners=False)
         return moved + 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -34,8 +35,6 @@ def file_digest(path: str | Path, index: Path | None = None) -> str:
         return known[stamp]
     value = _sha256(path)
     known[stamp] = value
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
         atomic_write(index, json.dumps(known, indent=0).encode())
-    except OSError:
-        pass  # a read-only cache only costs a re-hash next time
     return value

@@ -50,5 +50,5 @@ def test_bad_recipes_name_file_and_key(tmp_path, text, message):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(RecipeError, match="cannot read recipe .*nope.toml"):
+    with pytest.raises(RecipeError, match=r"cannot read recipe .*nope\.toml"):
         load_recipe(tmp_path / "nope.toml")

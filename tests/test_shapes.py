@@ -8,8 +8,8 @@ import torch
 from atlas_shapes.data import CLASSES, make_batch
 from atlas_shapes.train import evaluate
 
-from atlas.build import run_build
 from atlas.cache import Cache
+from atlas.pipeline import run_build
 from atlas.plugins import load_registry
 from atlas.recipe import load_recipe
 from atlas.sources import load_model

@@ -3,7 +3,6 @@
 import shutil
 
 import pytest
-
 from helpers import TINY_RECIPE, atlas
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -32,13 +31,14 @@ def page():
 
 
 def loaded_images(page) -> list[int]:
-    return page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+    script = "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
+    return page.eval_on_selector_all("img", script)
 
 
 def test_browse_from_index_to_unit(site, page):
     page.goto((site / "index.html").as_uri())
     assert page.title() == "Tiny shapes"
-    page.click("text=output")
+    page.click("a.layer-link:has-text(\"output\")")
     assert page.url.endswith("/layers/output.html")
     page.wait_for_load_state("load")
     assert all(width > 0 for width in loaded_images(page))
@@ -58,5 +58,6 @@ def test_browse_from_index_to_unit(site, page):
 def test_sort_by_objective_reorders_the_grid(site, page):
     page.goto((site / "layers" / "enc1.html").as_uri())
     page.select_option("#sort", "objective")
-    values = page.eval_on_selector_all(".unit", "us => us.map(u => parseFloat(u.dataset.objective))")
+    script = "us => us.map(u => parseFloat(u.dataset.objective))"
+    values = page.eval_on_selector_all(".unit", script)
     assert values == sorted(values, reverse=True)

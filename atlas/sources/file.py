@@ -67,4 +67,10 @@ def load(name: str, weights: str | None = None, registry=None, arch: str | None 
                         weights=str(path), weights_digest=file_digest(path))
 
 
-SOURCE = ModelSource(load=load, description="TorchScript, pickled modules, state dicts")
+def names() -> list[str]:
+    """File models have no fixed names."""
+    return []
+
+
+SOURCE = ModelSource(load=load, names=names,
+                     description="TorchScript, pickled modules, state dicts")

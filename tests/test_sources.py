@@ -1,0 +1,232 @@
+"""Every model source builds an atlas on CPU with weights made here, and no network."""
+
+import hashlib
+import json
+import os
+import time
+
+import cv2
+import pytest
+import timm
+import torch
+import torchvision
+from atlas_shapes.plugin import weights_path
+from conftest import TinyCNN
+from helpers import atlas
+from safetensors.torch import save_file
+
+import atlas as atlas_api
+from atlas.layers import catalogue
+from atlas.plugins import load_registry
+from atlas.sources import load_model
+
+QUICK = {"steps": 3, "max_channels": 3, "show_progress": False}
+
+
+def build(tmp_path, **kwargs):
+    result = atlas_api.build(out_dir=tmp_path / "site", cache_dir=tmp_path / "cache",
+                             **QUICK, **kwargs)
+    assert not result.failed, result.failed
+    return result.manifest
+
+
+def units(manifest, layer):
+    return next(x for x in manifest["layers"] if x["name"] == layer)["units"]
+
+
+def test_torchvision_classifier_with_labels_from_its_weights_metadata(tmp_path):
+    manifest = build(tmp_path, model="torchvision/resnet18", layers=["layer1.0.conv1", "output"])
+    assert manifest["model"]["input"]["size"] == [224, 224]
+    assert units(manifest, "output")[0]["label"] == "tench"
+    assert len(units(manifest, "layer1.0.conv1")) == 3
+
+
+def test_torchvision_segmentation_output_is_its_classes(tmp_path):
+    recipe = tmp_path / "seg.toml"
+    recipe.write_text("""
+layers = ["output"]
+[model]
+source = "torchvision/lraspp_mobilenet_v3_large"
+options = {input_size = 64}
+[render]
+steps = 2
+[run]
+max_channels = 21
+""")
+    result = atlas("build", str(recipe), "--out", str(tmp_path / "site"), "--cache-dir",
+                   str(tmp_path / "cache"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    labels = [u["label"] for u in units(manifest, "output")]
+    assert len(labels) == 21 and labels[0] == "__background__" and "cat" in labels
+
+
+def test_timm_model_with_its_pretrained_config(tmp_path):
+    manifest = build(tmp_path, model="timm/test_convnext", layers=["stages.0", "output"])
+    adapter = load_model(load_registry(), "timm/test_convnext")
+    assert manifest["model"]["input"]["size"] == list(adapter.input.size)
+    assert manifest["model"]["input"]["mean"] == list(adapter.input.mean)
+
+
+def test_vit_token_layers_have_a_clear_meaning(tmp_path):
+    adapter = load_model(load_registry(), "timm/test_vit")
+    layers = {layer.name: layer for layer in catalogue(adapter)}
+    block = layers["blocks.0"]
+    assert len(block.shape) == 2 and block.channels == block.shape[1]
+    assert block.meaning == "token feature (mean over tokens)"
+    manifest = build(tmp_path, model="timm/test_vit", layers=["blocks.0"])
+    assert units(manifest, "blocks.0")[0]["image"]
+
+
+def test_torchscript_file(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    torch.jit.script(TinyCNN()).save(str(path))
+    manifest = build(tmp_path, model=f"file:{path}", layers=["output"],
+                     options={"input_size": 32})
+    assert len(units(manifest, "output")) == 3
+    refused = atlas("layers", f"file:{path}", "--all")
+    assert "conv2" in refused.stdout and "compiled TorchScript" in refused.stdout
+
+
+def test_state_dict_file_with_an_architecture(tmp_path):
+    recipe = tmp_path / "sd.toml"
+    recipe.write_text(f"""
+layers = ["output"]
+[model]
+source = "file:{weights_path(None)}"
+options = {{arch = "shapes/unet"}}
+[render]
+steps = 2
+""")
+    result = atlas("build", str(recipe), "--out", str(tmp_path / "site"), "--cache-dir",
+                   str(tmp_path / "cache"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    assert units(manifest, "output")[1]["label"] == "circle"
+
+
+def test_state_dict_without_architecture_says_what_to_add(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(TinyCNN().state_dict(), path)
+    result = atlas("layers", f"file:{path}")
+    assert result.returncode == 4
+    assert "holds a state dict; name its architecture with model.options.arch" in result.stderr
+
+
+def test_pickled_module_needs_the_opt_in(tmp_path):
+    path = tmp_path / "module.pt"
+    torch.save(torchvision.models.resnet18(num_classes=3), path)
+    result = atlas("layers", f"file:{path}")
+    assert result.returncode == 4 and "trust_pickle = true" in result.stderr
+    adapter = load_model(load_registry(), f"file:{path}", trust_pickle=True)
+    assert adapter.module.fc.out_features == 3
+
+
+def test_grayscale_input_model(tmp_path):
+    manifest = build(tmp_path, model=TinyCNN(in_channels=1), layers=["conv1"],
+                     options={"channels": 1, "input_size": 32})
+    assert manifest["model"]["input"]["channels"] == 1
+    image = tmp_path / "site" / units(manifest, "conv1")[0]["image"]
+    assert cv2.imread(str(image), cv2.IMREAD_UNCHANGED).ndim == 2
+
+
+def test_timm_grayscale_model_via_options():
+    adapter = load_model(load_registry(), "timm/test_resnet", in_chans=1)
+    assert adapter.input.channels == 1 and len(adapter.input.mean) == 1
+
+
+def test_cifar_size_model_renders_at_its_own_size(tmp_path):
+    manifest = build(tmp_path, model=TinyCNN(), layers=["conv2"], options={"input_size": 32})
+    assert manifest["render"]["size"] == [32, 32]
+
+
+def test_non_square_canvas(tmp_path):
+    manifest = build(tmp_path, model=TinyCNN(), layers=["conv1"], size=(24, 40))
+    image = cv2.imread(str(tmp_path / "site" / units(manifest, "conv1")[0]["image"]))
+    assert image.shape[:2] == (24, 40)
+
+
+def test_layers_refused_with_a_reason(tmp_path):
+    result = atlas("layers", "torchvision/lraspp_mobilenet_v3_large", "--all", "--json")
+    layers = {layer["name"]: layer for layer in json.loads(result.stdout)}
+    assert layers["backbone"]["supported"] is False
+    assert "not a tensor" in layers["backbone"]["reason"]
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('layers = ["backbone"]\n[model]\n'
+                      'source = "torchvision/lraspp_mobilenet_v3_large"\n')
+    refused = atlas("build", str(recipe), "--dry-run", "--cache-dir", str(tmp_path / "c"))
+    assert refused.returncode == 4
+    assert "layer 'backbone' of torchvision/lraspp_mobilenet_v3_large cannot be visualized" \
+        in refused.stderr
+
+
+def test_layers_of_resnet50_in_seconds():
+    start = time.perf_counter()
+    result = atlas("layers", "torchvision/resnet50", "--json")
+    layers = {layer["name"]: layer for layer in json.loads(result.stdout)}
+    assert layers["layer4.2.conv3"]["channels"] == 2048
+    assert layers["fc"]["channels"] == 1000 and layers["output"]["channels"] == 1000
+    assert time.perf_counter() - start < 60
+
+
+@pytest.fixture
+def offline_env(tmp_path):
+    env = {"TORCH_HOME": str(tmp_path / "torch"), "HF_HUB_CACHE": str(tmp_path / "hf"),
+           "ATLAS_OFFLINE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield tmp_path
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_missing_torchvision_weights_offline_fail_fast_and_clearly(offline_env):
+    start = time.perf_counter()
+    result = atlas("layers", "torchvision/resnet18", "--weights", "DEFAULT")
+    assert time.perf_counter() - start < 30
+    assert result.returncode == 4
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert str(offline_env / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
+    assert "--weights PATH" in message
+
+
+def test_missing_timm_weights_offline_fail_fast_and_clearly(offline_env):
+    start = time.perf_counter()
+    result = atlas("layers", "timm/resnet18", "--weights", "pretrained")
+    assert time.perf_counter() - start < 30
+    assert result.returncode == 4
+    assert "Hugging Face cache" in result.stderr and "--weights PATH" in result.stderr
+
+
+def test_torchvision_weights_found_in_the_hub_cache(offline_env):
+    checkpoints = offline_env / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.manual_seed(1)
+    made = torchvision.models.resnet18()
+    torch.save(made.state_dict(), checkpoints / "resnet18-f37072fd.pth")
+    adapter = load_model(load_registry(), "torchvision/resnet18", "IMAGENET1K_V1")
+    torch.testing.assert_close(adapter.module.fc.weight, made.fc.weight)
+    assert adapter.input.size == (224, 224) and adapter.labels["output"][0] == "tench"
+
+
+def test_timm_weights_found_in_the_hf_cache(offline_env):
+    repo = offline_env / "hf" / "models--timm--test_resnet.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    torch.manual_seed(2)
+    made = timm.create_model("test_resnet")
+    weights = repo / "snapshots" / "abc123" / "model.safetensors"
+    save_file(made.state_dict(), weights)
+    recipe = offline_env / "timm.toml"
+    recipe.write_text('layers = ["output"]\n[model]\nsource = "timm/test_resnet"\n')
+    result = atlas("build", str(recipe), "--weights", "pretrained", "--dry-run", "--json",
+                   "--cache-dir", str(offline_env / "cache"))
+    assert result.returncode == 0, result.stderr
+    expected = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert json.loads(result.stdout)["weights_digest"] == expected
