@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -11,11 +11,6 @@ from typing import Any
 from .errors import RecipeError, suggest
 from .render import RenderSettings
 from .transforms import TransformSettings
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEMO = "shapes"
 BACKENDS = ("loky", "threading", "sequential")
@@ -27,7 +22,8 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "model": {"source": (str,), "weights": (str,), "options": (dict,)},
     "render": {"size": (int, list), "steps": (int,), "lr": (float, int), "param": (str,),
                "decay": (float, int), "decorrelate": (bool,), "transforms": (bool, dict),
-               "regularizers": (dict,), "objective": (str,), "seed": (int,)},
+               "regularizers": (dict,), "objective": (str,), "seed": (int,),
+               "redirect_relu_steps": (int,)},
     "render.transforms": {"pad": (int,), "jitter": (int,), "scales": (list,),
                           "degrees": (float, int), "jitter2": (int,)},
     "run": {"batch_size": (int,), "device": (str,), "backend": (str,), "jobs": (int,),
@@ -107,6 +103,7 @@ def _render(data: dict, where: str) -> RenderSettings:
         decorrelate=data.get("decorrelate", defaults.decorrelate),
         transforms=_transforms(data.get("transforms", True), where),
         regularizers={k: float(v) for k, v in data.get("regularizers", {}).items()},
+        redirect_relu_steps=data.get("redirect_relu_steps", defaults.redirect_relu_steps),
     )
 
 

@@ -14,6 +14,7 @@ from .adapter import ModelAdapter
 from .layers import Probe
 from .objectives import Objective
 from .plugins import Registry
+from .relu import redirect_relus
 from .transforms import TransformSchedule, TransformSettings
 
 # Bump when a change to the optimiser changes the pictures: it is part of every cache key.
@@ -32,6 +33,7 @@ class RenderSettings:
     decorrelate: bool = True
     transforms: TransformSettings | None = field(default_factory=TransformSettings)
     regularizers: dict[str, float] = field(default_factory=dict)
+    redirect_relu_steps: int = 16
 
     def as_dict(self) -> dict:
         """Return canonical plain data for cache keys."""
@@ -44,6 +46,7 @@ class RenderSettings:
             "decorrelate": self.decorrelate,
             "transforms": self.transforms.as_dict() if self.transforms else None,
             "regularizers": dict(sorted(self.regularizers.items())),
+            "redirect_relu_steps": self.redirect_relu_steps,
             "engine": ENGINE_VERSION,
         }
 
@@ -96,8 +99,11 @@ def render(
         adapter.module.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(param.parameters(), lr=settings.lr)
     curve = torch.zeros(settings.steps, len(seeds), device=device)
-    with Probe(adapter, objective.layers) as probe:
+    with Probe(adapter, objective.layers) as probe, contextlib.ExitStack() as redirect:
+        redirect.enter_context(redirect_relus(adapter.module))
         for step in range(settings.steps):
+            if step == settings.redirect_relu_steps:
+                redirect.close()
             image = param()
             seen = schedule(image, step) if schedule else image
             with _autocast(device):
@@ -111,6 +117,7 @@ def render(
             curve[step] = score.detach()
             if on_step:
                 on_step(step)
+        redirect.close()
         with torch.no_grad(), _autocast(device):
             image = param()
             final = objective(probe(_model_input(adapter, image))).float()

@@ -103,3 +103,15 @@ def test_layers_lists_shapes_and_channels():
     layers = {layer["name"]: layer for layer in json.loads(result.stdout)}
     assert layers["enc2"]["shape"] == [32, 32, 32] and layers["enc2"]["channels"] == 32
     assert layers["output"]["channels"] == 7
+
+
+def test_worker_processes_give_the_same_pictures(built, tmp_path):
+    root, recipe, _ = built
+    result = atlas("build", str(recipe), "--jobs", "2", "--batch-size", "4", "--out",
+                   str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "computed 23 pictures" in result.stderr
+    ours = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    first = json.loads((root / "site" / "manifest.json").read_text())
+    keys = [[u["key"] for u in layer["units"]] for layer in ours["layers"]]
+    assert keys == [[u["key"] for u in layer["units"]] for layer in first["layers"]]

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -57,3 +59,14 @@ def test_no_transforms_is_the_identity():
     schedule = TransformSchedule(NO_TRANSFORMS, 1, [torch.Generator().manual_seed(0)])
     image = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(schedule(image, 0), image, atol=1e-5, rtol=0)
+
+
+def test_relu_redirect_wakes_a_dead_channel(adapter, registry):
+    with torch.no_grad():
+        adapter.module.conv1.bias[0] = -0.5  # relu1 channel 0 is off for a grey image
+    objective = objectives.channel("relu1", [0])
+    dead = render(adapter, objective, [1], replace(FAST, redirect_relu_steps=0), registry)
+    woken = render(adapter, objective, [1], replace(FAST, redirect_relu_steps=40), registry)
+    assert dead.final[0] == 0 and woken.final[0] > 0
+    assert all(type(m).forward is m.forward.__func__ for m in adapter.module.modules()
+               if isinstance(m, torch.nn.ReLU)), "ReLUs were not restored"
