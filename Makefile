@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check --quiet .
 	$(BIN)/python -m pytest
 
 # Debian's Chromium for the browser tests; installed when missing and we may use apt.

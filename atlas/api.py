@@ -39,9 +39,13 @@ def adapt(
     mean = tuple(mean) if mean else (IMAGENET_MEAN if channels == 3 else (0.5,) * channels)
     std = tuple(std) if std else (IMAGENET_STD if channels == 3 else (0.25,) * channels)
     spec = InputSpec(channels=channels, size=size, mean=mean, std=std)
-    return ModelAdapter(module=module, source=f"python/{name or type(module).__name__}",
-                        input=spec, weights_digest=module_digest(module),
-                        labels={"output": list(labels)} if labels else {})
+    return ModelAdapter(
+        module=module,
+        source=f"python/{name or type(module).__name__}",
+        input=spec,
+        weights_digest=module_digest(module),
+        labels={"output": list(labels)} if labels else {},
+    )
 
 
 def build(
@@ -78,8 +82,15 @@ def build(
         adapter = model
     source = adapter.source if adapter else str(model)
     name = source.replace("/", "-").replace(":", "-")
-    parsed = Recipe(model=source, layers=list(layers), name=name, title=title or source,
-                    model_options={} if adapter else dict(options or {}),
-                    render=RenderSettings(**render), batch_size=batch_size, device=device,
-                    max_channels=max_channels)
+    parsed = Recipe(
+        model=source,
+        layers=list(layers),
+        name=name,
+        title=title or source,
+        model_options={} if adapter else dict(options or {}),
+        render=RenderSettings(**render),
+        batch_size=batch_size,
+        device=device,
+        max_channels=max_channels,
+    )
     return run_build(parsed, cache_dir, out_dir, adapter=adapter, show_progress=show_progress)

@@ -50,5 +50,9 @@ def feature_atlas_register_models(register: Register) -> None:
         ("timm", "timm_source", "every timm model"),
         ("file", "file", "TorchScript, pickled modules (opt-in), state dicts with an arch"),
     ):
-        register(namespace, ModelSource(load=_lazy(module, "load"), names=_lazy(module, "names"),
-                                        description=about))
+        register(
+            namespace,
+            ModelSource(
+                load=_lazy(module, "load"), names=_lazy(module, "names"), description=about
+            ),
+        )

@@ -100,9 +100,12 @@ class Cache:
         array_bytes = buffer.getvalue()
         atomic_write(png, png_bytes)
         atomic_write(array, array_bytes)
-        meta = {**meta, "key": key,
-                "png_sha256": hashlib.sha256(png_bytes).hexdigest(),
-                "array_sha256": hashlib.sha256(array_bytes).hexdigest()}
+        meta = {
+            **meta,
+            "key": key,
+            "png_sha256": hashlib.sha256(png_bytes).hexdigest(),
+            "array_sha256": hashlib.sha256(array_bytes).hexdigest(),
+        }
         atomic_write(meta_path, json.dumps(meta, indent=1).encode())
         return Entry(key, png, array, meta)
 

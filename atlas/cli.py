@@ -21,8 +21,9 @@ def _registry():
 
     registry = load_registry()
     for info in registry.errors:
-        click.echo(f"warning: plugin {info.name!r} ({info.module}) failed to load: {info.error}",
-                   err=True)
+        click.echo(
+            f"warning: plugin {info.name!r} ({info.module}) failed to load: {info.error}", err=True
+        )
     return registry
 
 
@@ -34,28 +35,55 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the atlas (default: the recipe's output.dir or site/NAME).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Result cache (default: $ATLAS_CACHE_DIR or ~/.cache/feature-atlas).")
-@click.option("--weights", help="Weights to use instead of the recipe's model.weights: a name "
-              "such as DEFAULT or a local file.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the atlas (default: the recipe's output.dir or site/NAME).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Result cache (default: $ATLAS_CACHE_DIR or ~/.cache/feature-atlas).",
+)
+@click.option(
+    "--weights",
+    help="Weights to use instead of the recipe's model.weights: a name "
+    "such as DEFAULT or a local file.",
+)
 @click.option("--device", help="Device to optimise on: auto, cpu, cuda, cuda:1 ...")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Channels optimised at once.")
-@click.option("--templates", "template_dirs", multiple=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Folder of templates that override the built-in ones (repeatable).")
+@click.option(
+    "--templates",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder of templates that override the built-in ones (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan and what is cached; compute nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def build(recipe, out_dir, cache_dir, weights, device, jobs, batch_size, template_dirs, dry_run,
-          as_json, quiet) -> None:
+def build(
+    recipe,
+    out_dir,
+    cache_dir,
+    weights,
+    device,
+    jobs,
+    batch_size,
+    template_dirs,
+    dry_run,
+    as_json,
+    quiet,
+) -> None:
     """Build the atlas of RECIPE (a TOML file); without one, the embedded demo."""
     from .cache import Cache, default_cache_dir
     from .pipeline import plan_build, run_build
     from .recipe import load_recipe
 
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run")
     parsed = load_recipe(recipe)
     overrides = {"weights": weights, "device": device, "jobs": jobs, "batch_size": batch_size}
     parsed = replace(parsed, **{k: v for k, v in overrides.items() if v is not None})
@@ -64,8 +92,9 @@ def build(recipe, out_dir, cache_dir, weights, device, jobs, batch_size, templat
         plan = plan_build(parsed, Cache(cache_dir or default_cache_dir()), registry)
         _print_plan(plan.summary(), as_json)
         return
-    result = run_build(parsed, cache_dir, out_dir, registry, template_dirs=template_dirs,
-                       show_progress=not quiet)
+    result = run_build(
+        parsed, cache_dir, out_dir, registry, template_dirs=template_dirs, show_progress=not quiet
+    )
     cached = len(result.plan.cached)
     if result.computed == 0 and not result.failed:
         click.echo(f"all {cached} pictures came from the cache; nothing computed", err=True)
@@ -85,10 +114,14 @@ def _print_plan(summary: dict, as_json: bool) -> None:
         return
     click.echo(f"model {summary['model']} (weights digest {summary['weights_digest'][:12]})")
     for layer in summary["layers"]:
-        click.echo(f"  {layer['name']:<32} {layer['channels']:>6} channels "
-                   f"{layer['cached']:>6} cached {layer['to_compute']:>6} to compute")
-    click.echo(f"{summary['units_total']} pictures: {summary['units_cached']} cached, "
-               f"{summary['units_to_compute']} to compute")
+        click.echo(
+            f"  {layer['name']:<32} {layer['channels']:>6} channels "
+            f"{layer['cached']:>6} cached {layer['to_compute']:>6} to compute"
+        )
+    click.echo(
+        f"{summary['units_total']} pictures: {summary['units_cached']} cached, "
+        f"{summary['units_to_compute']} to compute"
+    )
 
 
 @cli.command()
@@ -106,10 +139,11 @@ def layers(model, weights, as_json, show_all) -> None:
     if as_json:
         click.echo(json.dumps([layer.as_dict() for layer in found], indent=2))
         return
+    click.echo(f"{'layer':<40} {'type':<24} {'output shape':<18} {'channels':>8}")
     for layer in found:
         shape = "×".join(map(str, layer.shape))
         note = f"  ({layer.reason})" if not layer.supported else ""
-        click.echo(f"{layer.name:<40} {layer.kind:<24} {shape:<18} {layer.channels:>6}{note}")
+        click.echo(f"{layer.name:<40} {layer.kind:<24} {shape:<18} {layer.channels:>8}{note}")
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 import traceback
@@ -24,11 +25,11 @@ CURVE_POINTS = 64
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model by name, so workers can load it themselves."""
+    """A model by name, so workers can load it themselves (options as canonical JSON)."""
 
     source: str
     weights: str | None = None
-    options: tuple = ()
+    options: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _worker_model(ref: ModelRef) -> ModelAdapter:
     """Load a model once per worker process."""
     from .sources import load_model
 
-    return load_model(_worker_registry(), ref.source, ref.weights, **dict(ref.options))
+    return load_model(_worker_registry(), ref.source, ref.weights, **json.loads(ref.options))
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -88,35 +89,55 @@ def _store(job: Job, units: Sequence[Unit], result, seconds: float) -> None:
     """Write each image of a rendered batch to the cache with its numbers."""
     cache = Cache(job.cache_root)
     for i, unit in enumerate(units):
-        meta = {"layer": unit.layer, "channel": unit.channel, "label": unit.label,
-                "objective_final": float(result.final[i]), "curve": _curve(result.curve[:, i]),
-                "steps": job.settings.steps, "seconds": round(seconds / len(units), 4),
-                "spec": unit.spec}
+        meta = {
+            "layer": unit.layer,
+            "channel": unit.channel,
+            "label": unit.label,
+            "objective_final": float(result.final[i]),
+            "curve": _curve(result.curve[:, i]),
+            "steps": job.settings.steps,
+            "seconds": round(seconds / len(units), 4),
+            "spec": unit.spec,
+        }
         cache.put(unit.key, result.images[i], meta)
 
 
-def _render_units(job: Job, units: Sequence[Unit], registry: Registry, adapter: ModelAdapter,
-                  on_step: Callable[[int], None] | None) -> list[Outcome]:
+def _render_units(
+    job: Job,
+    units: Sequence[Unit],
+    registry: Registry,
+    adapter: ModelAdapter,
+    on_step: Callable[[int], None] | None,
+) -> list[Outcome]:
     """Render and store units, halving the batch when the device runs out of memory."""
     layer = units[0].layer
     objective = registry.get("objectives", job.objective)(layer, [u.channel for u in units])
     start = time.perf_counter()
     try:
-        result = render(adapter, objective, [u.seed for u in units], job.settings, registry,
-                        resolve_device(job.device), on_step)
+        result = render(
+            adapter,
+            objective,
+            [u.seed for u in units],
+            job.settings,
+            registry,
+            resolve_device(job.device),
+            on_step,
+        )
     except Exception as exc:
         if _is_oom(exc) and len(units) > 1:
             torch.cuda.empty_cache()
             half = len(units) // 2
-            return (_render_units(job, units[:half], registry, adapter, None)
-                    + _render_units(job, units[half:], registry, adapter, None))
+            return _render_units(job, units[:half], registry, adapter, None) + _render_units(
+                job, units[half:], registry, adapter, None
+            )
         raise
     _store(job, units, result, time.perf_counter() - start)
     return [Outcome(u.key, u.layer, u.channel) for u in units]
 
 
-def run_job(job: Job, registry: Registry | None = None,
-            on_step: Callable[[int], None] | None = None) -> list[Outcome]:
+def run_job(
+    job: Job, registry: Registry | None = None, on_step: Callable[[int], None] | None = None
+) -> list[Outcome]:
     """Render one batch and store it; report failures instead of raising."""
     try:
         registry = registry or _worker_registry()
@@ -134,8 +155,9 @@ def _set_threads(jobs: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
-def _run_parallel(jobs: Sequence[Job], n_jobs: int, backend: str,
-                  registry: Registry | None) -> Iterable[list[Outcome]]:
+def _run_parallel(
+    jobs: Sequence[Job], n_jobs: int, backend: str, registry: Registry | None
+) -> Iterable[list[Outcome]]:
     """Yield each job's outcomes as workers finish them."""
     shared = registry if backend == "threading" else None  # processes load their own
 

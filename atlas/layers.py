@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -101,8 +102,11 @@ def catalogue(adapter: ModelAdapter, device: torch.device | str = "cpu") -> list
 
 def _scripted_catalogue(adapter: ModelAdapter, device: torch.device | str) -> list[LayerInfo]:
     """List a TorchScript model's modules as refused and its output as the one layer."""
-    inner = [LayerInfo(name, module.original_name, (), 0, False, SCRIPTED)
-             for name, module in adapter.module.named_modules() if name]
+    inner = [
+        LayerInfo(name, module.original_name, (), 0, False, SCRIPTED)
+        for name, module in adapter.module.named_modules()
+        if name
+    ]
     with torch.no_grad():
         raw = adapter.module.to(device)(dummy_input(adapter, device))
     return [*inner, _describe(OUTPUT, "output", adapter.model_output(raw))]
@@ -111,6 +115,13 @@ def _scripted_catalogue(adapter: ModelAdapter, device: torch.device | str) -> li
 def _match(pattern: str, layers: Sequence[LayerInfo]) -> list[LayerInfo]:
     """Return the layers whose name matches pattern (fnmatch; ``*`` crosses dots)."""
     return [layer for layer in layers if fnmatch.fnmatchcase(layer.name, pattern)]
+
+
+def _candidates(pattern: str, layers: Sequence[LayerInfo]) -> list[str]:
+    """Return names to suggest for pattern: those as deep as it, if any is close."""
+    names = [layer.name for layer in layers]
+    same_depth = [n for n in names if n.count(".") == pattern.count(".")]
+    return same_depth if difflib.get_close_matches(pattern, same_depth, cutoff=0.5) else names
 
 
 def select(layers: Sequence[LayerInfo], patterns: Iterable[str], model: str) -> list[LayerInfo]:
@@ -122,10 +133,13 @@ def select(layers: Sequence[LayerInfo], patterns: Iterable[str], model: str) -> 
         usable = [m for m in matches if m.supported]
         if not matches:
             hint = f"run `atlas layers {model}` to list them"
-            raise LayerError(unknown(f"layer of {model}", pattern, (x.name for x in layers), hint))
+            raise LayerError(
+                unknown(f"layer of {model}", pattern, _candidates(pattern, layers), hint)
+            )
         if not usable:
-            raise LayerError(f"layer {refused[0].name!r} of {model} cannot be visualized: "
-                             f"{refused[0].reason}")
+            raise LayerError(
+                f"layer {refused[0].name!r} of {model} cannot be visualized: {refused[0].reason}"
+            )
         chosen.update((m.name, m) for m in usable)
     order = {layer.name: i for i, layer in enumerate(layers)}
     return sorted(chosen.values(), key=lambda layer: order[layer.name])

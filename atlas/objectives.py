@@ -153,8 +153,13 @@ class Neuron(Objective):
 
     @property
     def spec(self) -> dict:
-        return {"type": "neuron", "layer": self.layer, "channel": self.channels,
-                "x": self.x, "y": self.y}
+        return {
+            "type": "neuron",
+            "layer": self.layer,
+            "channel": self.channels,
+            "x": self.x,
+            "y": self.y,
+        }
 
 
 class LayerEnergy(Objective):

@@ -11,7 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .adapter import ModelAdapter
-from .cache import Cache, Entry, default_cache_dir
+from .cache import Cache, Entry, canonical_json, default_cache_dir
+from .errors import PluginError
 from .execute import Job, ModelRef, Outcome, execute
 from .layers import catalogue, select
 from .plan import Plan, batches, make_plan
@@ -37,8 +38,9 @@ def default_out_dir(recipe: Recipe) -> Path:
     return recipe.out_dir or Path("site") / recipe.name
 
 
-def make_manifest(plan: Plan, entries: Mapping[str, Entry | None],
-                  failed: Sequence[Outcome]) -> dict:
+def make_manifest(
+    plan: Plan, entries: Mapping[str, Entry | None], failed: Sequence[Outcome]
+) -> dict:
     """Gather everything the site shows, as plain data with relative paths."""
     errors = {o.key: o.error for o in failed}
     taken: set[str] = set()
@@ -49,17 +51,22 @@ def make_manifest(plan: Plan, entries: Mapping[str, Entry | None],
         for unit in (u for u in plan.units if u.layer == layer.name):
             entry = entries.get(unit.key)
             meta = entry.meta if entry else {}
-            units.append({
-                "channel": unit.channel, "label": unit.label, "key": unit.key,
-                "page": f"units/{slug}/{unit.channel}.html",
-                "image": f"images/{slug}/{unit.channel}.png" if entry else None,
-                "thumb": f"thumbs/{slug}/{unit.channel}.png" if entry else None,
-                "objective_final": meta.get("objective_final"),
-                "curve": meta.get("curve", []),
-                "error": None if entry else errors.get(unit.key, "not computed"),
-            })
-        layers.append({**layer.as_dict(), "slug": slug, "page": f"layers/{slug}.html",
-                       "units": units})
+            units.append(
+                {
+                    "channel": unit.channel,
+                    "label": unit.label,
+                    "key": unit.key,
+                    "page": f"units/{slug}/{unit.channel}.html",
+                    "image": f"images/{slug}/{unit.channel}.png" if entry else None,
+                    "thumb": f"thumbs/{slug}/{unit.channel}.png" if entry else None,
+                    "objective_final": meta.get("objective_final"),
+                    "curve": meta.get("curve", []),
+                    "error": None if entry else errors.get(unit.key, "not computed"),
+                }
+            )
+        layers.append(
+            {**layer.as_dict(), "slug": slug, "page": f"layers/{slug}.html", "units": units}
+        )
     recipe, adapter = plan.recipe, plan.adapter
     return {
         "format": 1,
@@ -76,12 +83,31 @@ def make_manifest(plan: Plan, entries: Mapping[str, Entry | None],
 
 
 def _model_ref(recipe: Recipe) -> ModelRef:
-    return ModelRef(recipe.model, recipe.weights, tuple(sorted(recipe.model_options.items())))
+    return ModelRef(recipe.model, recipe.weights, canonical_json(recipe.model_options))
 
 
-def plan_build(recipe: Recipe, cache: Cache, registry: Registry,
-               adapter: ModelAdapter | None = None) -> Plan:
+def check_plugin_names(recipe: Recipe, registry: Registry) -> None:
+    """Fail before any work if the recipe names something no plugin registered."""
+    where = str(recipe.path) if recipe.path else recipe.name
+    wanted = [
+        ("objectives", recipe.objective, "render.objective"),
+        ("parameterizations", recipe.render.param, "render.param"),
+    ]
+    wanted += [
+        ("regularizers", name, f"render.regularizers.{name}") for name in recipe.render.regularizers
+    ]
+    for kind, name, key in wanted:
+        try:
+            registry.get(kind, name)
+        except PluginError as exc:
+            raise PluginError(f"{where}: key {key!r}: {exc}") from None
+
+
+def plan_build(
+    recipe: Recipe, cache: Cache, registry: Registry, adapter: ModelAdapter | None = None
+) -> Plan:
     """Load the model, resolve the layers and look every unit up in the cache."""
+    check_plugin_names(recipe, registry)
     if adapter is None:
         adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
     layers = select(catalogue(adapter), recipe.layers, recipe.model)
@@ -93,9 +119,10 @@ def plan_build(recipe: Recipe, cache: Cache, registry: Registry,
 def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
     """Split the missing units into batches that workers can run."""
     model = plan.adapter if in_process else _model_ref(plan.recipe)
-    return [Job(model, plan.recipe.objective, tuple(batch), plan.recipe.render,
-                str(cache.root), device)
-            for batch in batches(plan.missing, plan.recipe.batch_size)]
+    return [
+        Job(model, plan.recipe.objective, tuple(batch), plan.recipe.render, str(cache.root), device)
+        for batch in batches(plan.missing, plan.recipe.batch_size)
+    ]
 
 
 def run_build(
@@ -116,9 +143,15 @@ def run_build(
     in_process = recipe.jobs == 1 or recipe.backend == "threading"
     jobs = _jobs(plan, cache, recipe.device, in_process)
     todo = len(plan.missing)
-    with tqdm(total=todo, desc=f"atlas {recipe.name}", unit="img", file=sys.stderr,
-              disable=not show_progress or todo == 0, mininterval=0.5,
-              bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]") as bar:
+    with tqdm(
+        total=todo,
+        desc=f"atlas {recipe.name}",
+        unit="img",
+        file=sys.stderr,
+        disable=not show_progress or todo == 0,
+        mininterval=0.5,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]",
+    ) as bar:
         outcomes = execute(jobs, recipe.jobs, recipe.backend, registry, bar.update)
     failed = [o for o in outcomes if o.error]
     entries = {u.key: cache.get(u.key) for u in plan.units}

@@ -44,8 +44,14 @@ class Plan:
         for layer in self.layers:
             units = [u for u in self.units if u.layer == layer.name]
             cached = sum(u.key in self.cached for u in units)
-            per_layer.append({**layer.as_dict(), "units": len(units), "cached": cached,
-                              "to_compute": len(units) - cached})
+            per_layer.append(
+                {
+                    **layer.as_dict(),
+                    "units": len(units),
+                    "cached": cached,
+                    "to_compute": len(units) - cached,
+                }
+            )
         return {
             "recipe": str(self.recipe.path) if self.recipe.path else self.recipe.name,
             "model": self.adapter.source,
@@ -73,8 +79,9 @@ def unit_seed(spec: dict) -> int:
     return int(digest({"seed": spec["seed"], "objective": spec["objective"]})[:15], 16)
 
 
-def make_plan(recipe: Recipe, adapter: ModelAdapter, layers: Sequence[LayerInfo],
-              cache: Cache) -> Plan:
+def make_plan(
+    recipe: Recipe, adapter: ModelAdapter, layers: Sequence[LayerInfo], cache: Cache
+) -> Plan:
     """List every unit of the selected layers and look each up in the cache."""
     units = []
     for layer in layers:
@@ -94,4 +101,4 @@ def batches(units: Sequence[Unit], size: int) -> Iterator[list[Unit]]:
         by_layer.setdefault(unit.layer, []).append(unit)
     for group in by_layer.values():
         for start in range(0, len(group), size):
-            yield group[start:start + size]
+            yield group[start : start + size]

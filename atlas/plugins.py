@@ -144,9 +144,7 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, infos: dict[str, Plug
                 info.error = f"{type(exc).__name__} in {impl.function.__name__}: {exc}"
 
 
-def load_registry(
-    env: dict[str, str] | None = None, extra: list[tuple[str, Any]] = ()
-) -> Registry:
+def load_registry(env: dict[str, str] | None = None, extra: list[tuple[str, Any]] = ()) -> Registry:
     """Load the built-ins, every entry-point plugin and any extra (name, plugin) pairs."""
     from . import builtins
 

@@ -39,8 +39,11 @@ def redirect_relus(module: nn.Module) -> Iterator[int]:
     Only the instances' forward is replaced, so hooks on them keep working. Yields how
     many ReLUs were redirected (none in TorchScript modules, which cannot be patched).
     """
-    relus = [] if isinstance(module, torch.jit.ScriptModule) else [
-        m for m in module.modules() if type(m) is nn.ReLU]
+    relus = (
+        []
+        if isinstance(module, torch.jit.ScriptModule)
+        else [m for m in module.modules() if type(m) is nn.ReLU]
+    )
     for relu in relus:
         relu.forward = redirected_relu
     try:

@@ -71,7 +71,47 @@ def _model_input(adapter: ModelAdapter, image: torch.Tensor) -> torch.Tensor:
     """Resize for fixed-size models and normalise as the model expects."""
     if adapter.input.fixed_size and tuple(image.shape[-2:]) != tuple(adapter.input.size):
         image = F.interpolate(image, size=adapter.input.size, mode="bilinear", align_corners=False)
-    return adapter.input.normalize(image)
+    image = adapter.input.normalize(image)
+    if image.is_cuda:
+        image = image.contiguous(memory_format=torch.channels_last)
+    return image
+
+
+def _score(
+    adapter: ModelAdapter, objective: Objective, probe: Probe, image: torch.Tensor
+) -> torch.Tensor:
+    """Return the objective's float32 score per image."""
+    with _autocast(image.device):
+        return objective(probe(_model_input(adapter, image))).float()
+
+
+def _prepare(
+    adapter: ModelAdapter,
+    seeds: Sequence[int],
+    settings: RenderSettings,
+    registry: Registry,
+    device: torch.device,
+):
+    """Build the batch's images, its transform schedule and its penalties on device."""
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+    shape = (len(seeds), adapter.input.channels, *(settings.size or adapter.input.size))
+    make_param = registry.get("parameterizations", settings.param)
+    param = make_param(
+        shape, generators, decorrelate=settings.decorrelate, **settings.param_options
+    ).to(device)
+    schedule = (
+        TransformSchedule(settings.transforms, settings.steps, generators, device)
+        if settings.transforms
+        else None
+    )
+    penalties = [
+        (weight, registry.get("regularizers", name)())
+        for name, weight in settings.regularizers.items()
+    ]
+    adapter.module.to(device)
+    if device.type == "cuda":
+        adapter.module.to(memory_format=torch.channels_last)
+    return param, schedule, penalties
 
 
 def render(
@@ -85,18 +125,7 @@ def render(
 ) -> RenderResult:
     """Optimise one image per seed so that objective (one score per image) rises."""
     device = torch.device(device)
-    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-    shape = (len(seeds), adapter.input.channels, *(settings.size or adapter.input.size))
-    make_param = registry.get("parameterizations", settings.param)
-    param = make_param(shape, generators, decorrelate=settings.decorrelate,
-                       **settings.param_options).to(device)
-    schedule = (TransformSchedule(settings.transforms, settings.steps, generators, device)
-                if settings.transforms else None)
-    penalties = [(weight, registry.get("regularizers", name)())
-                 for name, weight in settings.regularizers.items()]
-    adapter.module.to(device)
-    if device.type == "cuda":
-        adapter.module.to(memory_format=torch.channels_last)
+    param, schedule, penalties = _prepare(adapter, seeds, settings, registry, device)
     optimizer = torch.optim.Adam(param.parameters(), lr=settings.lr)
     curve = torch.zeros(settings.steps, len(seeds), device=device)
     with Probe(adapter, objective.layers) as probe, contextlib.ExitStack() as redirect:
@@ -105,12 +134,8 @@ def render(
             if step == settings.redirect_relu_steps:
                 redirect.close()
             image = param()
-            seen = schedule(image, step) if schedule else image
-            with _autocast(device):
-                score = objective(probe(_model_input(adapter, seen))).float()
-            loss = -score.sum()
-            for weight, penalty in penalties:
-                loss = loss + weight * penalty(image).sum()
+            score = _score(adapter, objective, probe, schedule(image, step) if schedule else image)
+            loss = -score.sum() + sum(w * penalty(image).sum() for w, penalty in penalties)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -118,11 +143,11 @@ def render(
             if on_step:
                 on_step(step)
         redirect.close()
-        with torch.no_grad(), _autocast(device):
+        with torch.no_grad():
             image = param()
-            final = objective(probe(_model_input(adapter, image))).float()
+            final = _score(adapter, objective, probe, image)
     return RenderResult(
-        images=image.detach().float().permute(0, 2, 3, 1).cpu().numpy(),
+        images=image.float().permute(0, 2, 3, 1).cpu().numpy(),
         final=final.cpu().numpy(),
         curve=curve.cpu().numpy(),
     )

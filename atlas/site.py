@@ -12,10 +12,12 @@ from pathlib import Path
 import jinja2
 
 from .cache import atomic_write
+from .errors import AtlasError
 from .images import thumbnail_png
 
 THUMB_SIZE = 160
 STATIC_FILES = ("atlas.css", "atlas.js")
+GENERATED = ("layers", "units", "images", "thumbs", "static")
 
 
 def slugify(name: str, taken: set[str]) -> str:
@@ -78,6 +80,17 @@ def _copy_images(manifest: Mapping, images: Mapping[str, Path], out: Path) -> No
             atomic_write(out / unit["thumb"], thumbnail_png(data, THUMB_SIZE))
 
 
+def prepare_out_dir(out: Path) -> None:
+    """Empty the folders an earlier atlas wrote in out; refuse a folder that is no atlas."""
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise AtlasError(
+            f"output folder {out} is not empty and holds no atlas; "
+            "choose another with --out (or output.dir)"
+        )
+    for name in GENERATED:
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
 def write_site(
     manifest: Mapping,
     images: Mapping[str, Path],
@@ -87,6 +100,7 @@ def write_site(
     """Write index, layer and unit pages, images and manifest.json; return index.html."""
     out = Path(out)
     env = environment(template_dirs)
+    prepare_out_dir(out)
     _copy_images(manifest, images, out)
     for name in STATIC_FILES:
         (out / "static").mkdir(parents=True, exist_ok=True)
@@ -96,8 +110,16 @@ def write_site(
         _write_page(env, "layer.html", out, layer["page"], manifest=manifest, layer=layer)
         units = layer["units"]
         for i, unit in enumerate(units):
-            _write_page(env, "unit.html", out, unit["page"], manifest=manifest, layer=layer,
-                        unit=unit, prev=units[i - 1] if i else None,
-                        next=units[i + 1] if i + 1 < len(units) else None)
+            _write_page(
+                env,
+                "unit.html",
+                out,
+                unit["page"],
+                manifest=manifest,
+                layer=layer,
+                unit=unit,
+                prev=units[i - 1] if i else None,
+                next=units[i + 1] if i + 1 < len(units) else None,
+            )
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=1).encode("utf-8"))
     return out / "index.html"

@@ -26,8 +26,13 @@ class TransformSettings:
 
     def as_dict(self) -> dict:
         """Return plain data for cache keys."""
-        return {"pad": self.pad, "jitter": self.jitter, "scales": list(self.scales),
-                "degrees": self.degrees, "jitter2": self.jitter2}
+        return {
+            "pad": self.pad,
+            "jitter": self.jitter,
+            "scales": list(self.scales),
+            "degrees": self.degrees,
+            "jitter2": self.jitter2,
+        }
 
 
 NO_TRANSFORMS = TransformSettings(pad=0, jitter=0, scales=(1.0,), degrees=0.0, jitter2=0)
@@ -79,6 +84,7 @@ class TransformSchedule:
         theta = self.theta(step, (h, w), out_size).to(image.dtype)
         shape = [image.shape[0], image.shape[1], *out_size]
         grid = F.affine_grid(theta, shape, align_corners=False)
-        moved = F.grid_sample(image - 0.5, grid, mode="bilinear", padding_mode="zeros",
-                              align_corners=False)
+        moved = F.grid_sample(
+            image - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         return moved + 0.5

@@ -1,6 +1,6 @@
 """Time `atlas build` of the demo atlas with an empty cache, then with a full one.
 
-    python bench/build_demo.py          # prints a table, writes bench/results/build_demo.json
+python bench/build_demo.py          # prints a table, writes bench/results/build_demo.json
 """
 
 from __future__ import annotations
@@ -23,9 +23,22 @@ GOAL_SECONDS = 180
 def timed_build(cache: Path, out: Path) -> tuple[float, str]:
     """Run the real CLI once; return wall seconds and its stderr summary line."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "atlas", "build", "--quiet", "--cache-dir",
-                           str(cache), "--out", str(out)], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "atlas",
+            "build",
+            "--quiet",
+            "--cache-dir",
+            str(cache),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return time.perf_counter() - start, done.stderr.strip().splitlines()[-1]
 
 
@@ -33,13 +46,21 @@ def machine() -> dict:
     """Describe the machine the numbers come from."""
     cpu = platform.processor() or platform.machine()
     try:
-        names = [line.split(":", 1)[1].strip() for line in
-                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
 
 
 def main() -> None:
@@ -54,9 +75,14 @@ def main() -> None:
         print(f"{name:<14}{seconds:>9.1f}  {note}")
     verdict = "meets" if cold < GOAL_SECONDS else "misses"
     print(f"goal: under {GOAL_SECONDS} s with an empty cache on 2 cores: {verdict} it")
-    result = {"benchmark": "build_demo", "date": time.strftime("%Y-%m-%d"),
-              "machine": machine(), "goal_seconds": GOAL_SECONDS,
-              "empty_cache_seconds": round(cold, 1), "full_cache_seconds": round(warm, 1)}
+    result = {
+        "benchmark": "build_demo",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "goal_seconds": GOAL_SECONDS,
+        "empty_cache_seconds": round(cold, 1),
+        "full_cache_seconds": round(warm, 1),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {RESULTS}")

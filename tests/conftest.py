@@ -34,11 +34,19 @@ class TinyCNN(nn.Module):
 def tiny_adapter(in_channels: int = 3, size: int = 32) -> ModelAdapter:
     """Return a seeded TinyCNN wrapped in an adapter."""
     torch.manual_seed(0)
-    spec = InputSpec(channels=in_channels, size=(size, size), mean=(0.5,) * in_channels,
-                     std=(0.25,) * in_channels)
-    return ModelAdapter(TinyCNN(in_channels), source="test/tiny", input=spec,
-                        weights_digest="tiny-seed-0",
-                        labels={"fc": ["ant", "bee", "cat", "dog"]})
+    spec = InputSpec(
+        channels=in_channels,
+        size=(size, size),
+        mean=(0.5,) * in_channels,
+        std=(0.25,) * in_channels,
+    )
+    return ModelAdapter(
+        TinyCNN(in_channels),
+        source="test/tiny",
+        input=spec,
+        weights_digest="tiny-seed-0",
+        labels={"fc": ["ant", "bee", "cat", "dog"]},
+    )
 
 
 class TinyPlugin:

@@ -21,10 +21,18 @@ batch_size = 8
 """
 
 
-def atlas(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def atlas(
+    *args: str, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed ``atlas`` command and capture its output."""
-    return subprocess.run([sys.executable, "-m", "atlas", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "atlas", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
 
 
 class _Links(HTMLParser):

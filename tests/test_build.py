@@ -11,8 +11,9 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("build")
     recipe = root / "tiny.toml"
     recipe.write_text(TINY_RECIPE)
-    first = atlas("build", str(recipe), "--out", str(root / "site"), "--cache-dir",
-                  str(root / "cache"))
+    first = atlas(
+        "build", str(recipe), "--out", str(root / "site"), "--cache-dir", str(root / "cache")
+    )
     assert first.returncode == 0, first.stderr
     return root, recipe, first
 
@@ -52,19 +53,26 @@ def test_class_channels_carry_class_names(built):
 
 def test_second_build_computes_nothing(built):
     root, recipe, _ = built
-    again = atlas("build", str(recipe), "--out", str(root / "site2"), "--cache-dir",
-                  str(root / "cache"))
+    again = atlas(
+        "build", str(recipe), "--out", str(root / "site2"), "--cache-dir", str(root / "cache")
+    )
     assert again.returncode == 0, again.stderr
     assert "all 23 pictures came from the cache; nothing computed" in again.stderr
 
 
 def test_dry_run_json_reports_the_cache(built):
     root, recipe, _ = built
-    plan = json.loads(atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir",
-                            str(root / "cache")).stdout)
+    plan = json.loads(
+        atlas(
+            "build", str(recipe), "--dry-run", "--json", "--cache-dir", str(root / "cache")
+        ).stdout
+    )
     assert (plan["units_total"], plan["units_cached"], plan["units_to_compute"]) == (23, 23, 0)
-    fresh = json.loads(atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir",
-                             str(root / "empty")).stdout)
+    fresh = json.loads(
+        atlas(
+            "build", str(recipe), "--dry-run", "--json", "--cache-dir", str(root / "empty")
+        ).stdout
+    )
     assert (fresh["units_cached"], fresh["units_to_compute"]) == (0, 23)
 
 
@@ -72,16 +80,24 @@ def test_changed_recipe_recomputes_only_what_changed(built):
     root = built[0]
     changed = root / "more.toml"
     changed.write_text(TINY_RECIPE.replace('["output", "enc1"]', '["output", "enc1", "enc2"]'))
-    plan = json.loads(atlas("build", str(changed), "--dry-run", "--json", "--cache-dir",
-                            str(root / "cache")).stdout)
+    plan = json.loads(
+        atlas(
+            "build", str(changed), "--dry-run", "--json", "--cache-dir", str(root / "cache")
+        ).stdout
+    )
     assert (plan["units_cached"], plan["units_to_compute"]) == (23, 32)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["layers", "shapes/unte"], "unknown shapes model 'unte' (did you mean: unet?)"),
-    (["layers", "torchvison/resnet18"], "unknown model namespace 'torchvison' (did you mean: "
-                                        "torchvision?)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["layers", "shapes/unte"], "unknown shapes model 'unte' (did you mean: unet?)"),
+        (
+            ["layers", "torchvison/resnet18"],
+            "unknown model namespace 'torchvison' (did you mean: torchvision?)",
+        ),
+    ],
+)
 def test_unknown_names_exit_4_with_close_matches(args, message):
     result = atlas(*args)
     assert result.returncode == 4
@@ -94,8 +110,10 @@ def test_unknown_layer_exits_4_naming_it(tmp_path):
     recipe.write_text(TINY_RECIPE.replace('"enc1"', '"enc3"'))
     result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
     assert result.returncode == 4
-    assert "unknown layer of shapes/unet 'enc3' (did you mean:" in result.stderr
-    assert "enc2" in result.stderr and "atlas layers shapes/unet" in result.stderr
+    assert (
+        "unknown layer of shapes/unet 'enc3' (did you mean: enc2, enc1?); "
+        "run `atlas layers shapes/unet` to list them"
+    ) in result.stderr
 
 
 def test_layers_lists_shapes_and_channels():
@@ -107,11 +125,33 @@ def test_layers_lists_shapes_and_channels():
 
 def test_worker_processes_give_the_same_pictures(built, tmp_path):
     root, recipe, _ = built
-    result = atlas("build", str(recipe), "--jobs", "2", "--batch-size", "4", "--out",
-                   str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), "--quiet")
+    result = atlas(
+        "build",
+        str(recipe),
+        "--jobs",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "site"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert "computed 23 pictures" in result.stderr
     ours = json.loads((tmp_path / "site" / "manifest.json").read_text())
     first = json.loads((root / "site" / "manifest.json").read_text())
     keys = [[u["key"] for u in layer["units"]] for layer in ours["layers"]]
     assert keys == [[u["key"] for u in layer["units"]] for layer in first["layers"]]
+
+
+def test_unknown_parameterization_exits_4_before_any_work(tmp_path):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(TINY_RECIPE.replace("steps = 6", 'steps = 6\nparam = "fftt"'))
+    result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 4
+    assert (
+        f"{recipe}: key 'render.param': unknown parameterization 'fftt' (did you mean: fft?)"
+    ) in result.stderr
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").rglob("*.png"))

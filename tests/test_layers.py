@@ -17,8 +17,7 @@ def test_forward_stops_after_the_deepest_layer_needed(adapter):
     ran = []
     later = ["relu1", "conv2", "relu2", "pool", "fc"]
     modules = dict(adapter.module.named_modules())
-    handles = [modules[n].register_forward_pre_hook(lambda m, a, n=n: ran.append(n))
-               for n in later]
+    handles = [modules[n].register_forward_pre_hook(lambda m, a, n=n: ran.append(n)) for n in later]
     try:
         acts = forward_layers(adapter, dummy_input(adapter), ["conv1"])
     finally:

@@ -1,8 +1,8 @@
 import json
-import subprocess
-import sys
+import os
 
 import pytest
+from helpers import atlas
 
 from atlas.errors import PluginError
 from atlas.hookspecs import hookimpl
@@ -24,16 +24,30 @@ def test_builtins_register_through_the_same_hooks():
     assert {"fft", "pixel"} <= set(registry.names("parameterizations"))
 
 
-def test_broken_plugin_is_reported_and_others_still_load(tmp_path, monkeypatch):
+@pytest.fixture
+def broken_dist(tmp_path):
+    """A distribution on a path entry whose plugin module does not exist."""
     dist = tmp_path / "broken_plugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[feature_atlas]\nbroken = no_such_module_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_broken_plugin_is_reported_and_others_still_load(broken_dist, monkeypatch):
+    monkeypatch.syspath_prepend(str(broken_dist))
     registry = load_registry()
     broken = next(p for p in registry.plugins if p.name == "broken")
     assert "no_such_module_xyz" in broken.error
     assert "shapes" in registry.names("models")
+
+
+def test_cli_warns_about_a_broken_plugin_by_name(broken_dist):
+    env = {**os.environ, "PYTHONPATH": str(broken_dist)}
+    result = atlas("plugins", env=env)
+    assert result.returncode == 0
+    assert "warning: plugin 'broken' (no_such_module_xyz) failed to load" in result.stderr
+    assert "shapes [feature-atlas-shapes]" in result.stdout
 
 
 def test_a_name_registered_twice_names_both_plugins():
@@ -53,8 +67,10 @@ def test_misspelt_hook_is_reported_by_plugin_name():
             pass
 
     registry = load_registry(extra=[("typo", Typo())])
-    assert "feature_atlas_register_modles" in next(p for p in registry.plugins
-                                                  if p.name == "typo").error
+    assert (
+        "feature_atlas_register_modles"
+        in next(p for p in registry.plugins if p.name == "typo").error
+    )
 
 
 def test_unknown_name_suggests_close_matches(registry):
@@ -63,8 +79,7 @@ def test_unknown_name_suggests_close_matches(registry):
 
 
 def test_atlas_plugins_json_lists_every_plugin():
-    out = subprocess.run([sys.executable, "-m", "atlas", "plugins", "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = atlas("plugins", "--json").stdout
     plugins = {p["name"]: p for p in json.loads(out)}
     assert plugins["shapes"]["registered"]["models"] == ["shapes"]
     assert "fft" in plugins["builtins"]["registered"]["parameterizations"]

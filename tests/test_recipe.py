@@ -17,7 +17,9 @@ def test_embedded_demo_recipe_loads():
 
 
 def test_values_are_read(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 layers = ["conv1"]
 [model]
 source = "test/tiny"
@@ -28,22 +30,30 @@ transforms = {pad = 4, jitter = 2}
 regularizers = {tv = 0.5}
 [run]
 batch_size = 3
-""")
+""",
+    )
     recipe = load_recipe(path)
     assert recipe.render.size == (24, 40) and recipe.render.steps == 7
     assert recipe.render.transforms.pad == 4 and recipe.render.regularizers == {"tv": 0.5}
     assert recipe.batch_size == 3 and recipe.name == "r"
 
 
-@pytest.mark.parametrize("text, message", [
-    ('layers = ["a"]\n[model]\nsource = "x/y"\n[render]\nstpes = 3',
-     r"r.toml: unknown key 'render.stpes' \(did you mean: steps\?\)"),
-    ('layers = ["a"]\n[model]\nsource = "x/y"\n[render]\nsteps = "many"',
-     r"key 'render.steps' must be int"),
-    ('layers = ["a"]', r"missing key 'model.source'"),
-    ('[model]\nsource = "x/y"', r"key 'layers' must be a non-empty list"),
-    ('layers = [', r"r.toml: not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            'layers = ["a"]\n[model]\nsource = "x/y"\n[render]\nstpes = 3',
+            r"r.toml: unknown key 'render.stpes' \(did you mean: steps\?\)",
+        ),
+        (
+            'layers = ["a"]\n[model]\nsource = "x/y"\n[render]\nsteps = "many"',
+            r"key 'render.steps' must be int",
+        ),
+        ('layers = ["a"]', r"missing key 'model.source'"),
+        ('[model]\nsource = "x/y"', r"key 'layers' must be a non-empty list"),
+        ("layers = [", r"r.toml: not valid TOML"),
+    ],
+)
 def test_bad_recipes_name_file_and_key(tmp_path, text, message):
     with pytest.raises(RecipeError, match=message):
         load_recipe(write(tmp_path, text))

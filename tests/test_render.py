@@ -46,8 +46,9 @@ def test_pixel_parameterization_and_regularizer_run(adapter, registry):
 def test_transforms_are_seeded_and_pad_with_grey():
     gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
     schedule = TransformSchedule(TransformSettings(), 4, gens)
-    again = TransformSchedule(TransformSettings(), 4,
-                              [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
+    again = TransformSchedule(
+        TransformSettings(), 4, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    )
     image = torch.rand(2, 3, 32, 32)
     out = schedule(image, 0)
     assert out.shape == (2, 3, 56, 56)
@@ -68,5 +69,13 @@ def test_relu_redirect_wakes_a_dead_channel(adapter, registry):
     dead = render(adapter, objective, [1], replace(FAST, redirect_relu_steps=0), registry)
     woken = render(adapter, objective, [1], replace(FAST, redirect_relu_steps=40), registry)
     assert dead.final[0] == 0 and woken.final[0] > 0
-    assert all(type(m).forward is m.forward.__func__ for m in adapter.module.modules()
-               if isinstance(m, torch.nn.ReLU)), "ReLUs were not restored"
+    assert all(
+        type(m).forward is m.forward.__func__
+        for m in adapter.module.modules()
+        if isinstance(m, torch.nn.ReLU)
+    ), "ReLUs were not restored"
+
+
+def test_model_parameters_get_no_gradient(adapter, registry):
+    render(adapter, objectives.channel("conv2", [0]), [1], replace(FAST, steps=2), registry)
+    assert all(p.grad is None and not p.requires_grad for p in adapter.module.parameters())

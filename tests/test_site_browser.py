@@ -8,16 +8,30 @@ from helpers import TINY_RECIPE, atlas
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     (root / "tiny.toml").write_text(TINY_RECIPE)
-    result = atlas("build", str(root / "tiny.toml"), "--out", str(root / "site"),
-                   "--cache-dir", str(root / "cache"), "--quiet")
+    result = atlas(
+        "build",
+        str(root / "tiny.toml"),
+        "--out",
+        str(root / "site"),
+        "--cache-dir",
+        str(root / "cache"),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     return root / "site"
 
@@ -38,7 +52,7 @@ def loaded_images(page) -> list[int]:
 def test_browse_from_index_to_unit(site, page):
     page.goto((site / "index.html").as_uri())
     assert page.title() == "Tiny shapes"
-    page.click("a.layer-link:has-text(\"output\")")
+    page.click('a.layer-link:has-text("output")')
     assert page.url.endswith("/layers/output.html")
     page.wait_for_load_state("load")
     assert all(width > 0 for width in loaded_images(page))

@@ -24,10 +24,27 @@ QUICK = {"steps": 3, "max_channels": 3, "show_progress": False}
 
 
 def build(tmp_path, **kwargs):
-    result = atlas_api.build(out_dir=tmp_path / "site", cache_dir=tmp_path / "cache",
-                             **QUICK, **kwargs)
+    result = atlas_api.build(
+        out_dir=tmp_path / "site", cache_dir=tmp_path / "cache", **QUICK, **kwargs
+    )
     assert not result.failed, result.failed
     return result.manifest
+
+
+def build_cli(tmp_path, recipe_text):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(recipe_text)
+    result = atlas(
+        "build",
+        str(recipe),
+        "--out",
+        str(tmp_path / "site"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads((tmp_path / "site" / "manifest.json").read_text())
 
 
 def units(manifest, layer):
@@ -42,8 +59,9 @@ def test_torchvision_classifier_with_labels_from_its_weights_metadata(tmp_path):
 
 
 def test_torchvision_segmentation_output_is_its_classes(tmp_path):
-    recipe = tmp_path / "seg.toml"
-    recipe.write_text("""
+    manifest = build_cli(
+        tmp_path,
+        """
 layers = ["output"]
 [model]
 source = "torchvision/lraspp_mobilenet_v3_large"
@@ -52,11 +70,8 @@ options = {input_size = 64}
 steps = 2
 [run]
 max_channels = 21
-""")
-    result = atlas("build", str(recipe), "--out", str(tmp_path / "site"), "--cache-dir",
-                   str(tmp_path / "cache"), "--quiet")
-    assert result.returncode == 0, result.stderr
-    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+""",
+    )
     labels = [u["label"] for u in units(manifest, "output")]
     assert len(labels) == 21 and labels[0] == "__background__" and "cat" in labels
 
@@ -82,27 +97,24 @@ def test_torchscript_file(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny.pt"
     torch.jit.script(TinyCNN()).save(str(path))
-    manifest = build(tmp_path, model=f"file:{path}", layers=["output"],
-                     options={"input_size": 32})
+    manifest = build(tmp_path, model=f"file:{path}", layers=["output"], options={"input_size": 32})
     assert len(units(manifest, "output")) == 3
     refused = atlas("layers", f"file:{path}", "--all")
     assert "conv2" in refused.stdout and "compiled TorchScript" in refused.stdout
 
 
 def test_state_dict_file_with_an_architecture(tmp_path):
-    recipe = tmp_path / "sd.toml"
-    recipe.write_text(f"""
+    manifest = build_cli(
+        tmp_path,
+        f"""
 layers = ["output"]
 [model]
 source = "file:{weights_path(None)}"
 options = {{arch = "shapes/unet"}}
 [render]
 steps = 2
-""")
-    result = atlas("build", str(recipe), "--out", str(tmp_path / "site"), "--cache-dir",
-                   str(tmp_path / "cache"), "--quiet")
-    assert result.returncode == 0, result.stderr
-    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+""",
+    )
     assert units(manifest, "output")[1]["label"] == "circle"
 
 
@@ -124,8 +136,12 @@ def test_pickled_module_needs_the_opt_in(tmp_path):
 
 
 def test_grayscale_input_model(tmp_path):
-    manifest = build(tmp_path, model=TinyCNN(in_channels=1), layers=["conv1"],
-                     options={"channels": 1, "input_size": 32})
+    manifest = build(
+        tmp_path,
+        model=TinyCNN(in_channels=1),
+        layers=["conv1"],
+        options={"channels": 1, "input_size": 32},
+    )
     assert manifest["model"]["input"]["channels"] == 1
     image = tmp_path / "site" / units(manifest, "conv1")[0]["image"]
     assert cv2.imread(str(image), cv2.IMREAD_UNCHANGED).ndim == 2
@@ -153,12 +169,15 @@ def test_layers_refused_with_a_reason(tmp_path):
     assert layers["backbone"]["supported"] is False
     assert "not a tensor" in layers["backbone"]["reason"]
     recipe = tmp_path / "r.toml"
-    recipe.write_text('layers = ["backbone"]\n[model]\n'
-                      'source = "torchvision/lraspp_mobilenet_v3_large"\n')
+    recipe.write_text(
+        'layers = ["backbone"]\n[model]\nsource = "torchvision/lraspp_mobilenet_v3_large"\n'
+    )
     refused = atlas("build", str(recipe), "--dry-run", "--cache-dir", str(tmp_path / "c"))
     assert refused.returncode == 4
-    assert "layer 'backbone' of torchvision/lraspp_mobilenet_v3_large cannot be visualized" \
+    assert (
+        "layer 'backbone' of torchvision/lraspp_mobilenet_v3_large cannot be visualized"
         in refused.stderr
+    )
 
 
 def test_layers_of_resnet50_in_seconds():
@@ -172,8 +191,11 @@ def test_layers_of_resnet50_in_seconds():
 
 @pytest.fixture
 def offline_env(tmp_path):
-    env = {"TORCH_HOME": str(tmp_path / "torch"), "HF_HUB_CACHE": str(tmp_path / "hf"),
-           "ATLAS_OFFLINE": "1"}
+    env = {
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "HF_HUB_CACHE": str(tmp_path / "hf"),
+        "ATLAS_OFFLINE": "1",
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield tmp_path
@@ -225,8 +247,16 @@ def test_timm_weights_found_in_the_hf_cache(offline_env):
     save_file(made.state_dict(), weights)
     recipe = offline_env / "timm.toml"
     recipe.write_text('layers = ["output"]\n[model]\nsource = "timm/test_resnet"\n')
-    result = atlas("build", str(recipe), "--weights", "pretrained", "--dry-run", "--json",
-                   "--cache-dir", str(offline_env / "cache"))
+    result = atlas(
+        "build",
+        str(recipe),
+        "--weights",
+        "pretrained",
+        "--dry-run",
+        "--json",
+        "--cache-dir",
+        str(offline_env / "cache"),
+    )
     assert result.returncode == 0, result.stderr
     expected = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert json.loads(result.stdout)["weights_digest"] == expected

@@ -12,8 +12,14 @@ from ..plugins import Registry
 Loader = Callable[..., ModelAdapter]
 
 # model.options keys that override the adapter's input spec, whatever the source.
-INPUT_KEYS = {"input_size": "size", "channels": "channels", "mean": "mean", "std": "std",
-              "value_range": "value_range", "fixed_size": "fixed_size"}
+INPUT_KEYS = {
+    "input_size": "size",
+    "channels": "channels",
+    "mean": "mean",
+    "std": "std",
+    "value_range": "value_range",
+    "fixed_size": "fixed_size",
+}
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,10 @@ def parse(source: str) -> tuple[str, str]:
     elif "/" in source:
         namespace, name = source.split("/", 1)
     else:
-        raise ModelError(f"model {source!r} needs a namespace, as in 'torchvision/resnet50', "
-                         "'timm/convnext_tiny' or 'file:path/to/model.pt'")
+        raise ModelError(
+            f"model {source!r} needs a namespace, as in 'torchvision/resnet50', "
+            "'timm/convnext_tiny' or 'file:path/to/model.pt'"
+        )
     return namespace, name
 
 

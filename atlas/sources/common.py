@@ -39,16 +39,18 @@ def read_state_dict(path: Path, what: str) -> dict:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise WeightsError(f"weights file {path} for {what} holds a {type(state).__name__}, "
-                           "not a state dict")
+        raise WeightsError(
+            f"weights file {path} for {what} holds a {type(state).__name__}, not a state dict"
+        )
     return state
 
 
 def load_state_file(module: torch.nn.Module, path: Path, what: str) -> None:
     """Load a state-dict file into module, naming the file and the mismatched keys on error."""
     state = read_state_dict(path, what)
-    state = {k.removeprefix("module."): v for k, v in state.items()
-             if not k.startswith(IGNORED_PREFIXES)}
+    state = {
+        k.removeprefix("module."): v for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)
+    }
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

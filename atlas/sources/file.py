@@ -36,14 +36,22 @@ def _explain_plain_file(path: Path) -> ModelError:
     except Exception:
         return ModelError(
             f"{path} holds a pickled module; loading it runs code from the file. If you trust "
-            "it, set model.options.trust_pickle = true")
+            "it, set model.options.trust_pickle = true"
+        )
     return ModelError(
         f"{path} holds a state dict; name its architecture with model.options.arch, "
-        "e.g. arch = 'torchvision/resnet18'")
+        "e.g. arch = 'torchvision/resnet18'"
+    )
 
 
-def load(name: str, weights: str | None = None, registry=None, arch: str | None = None,
-         trust_pickle: bool = False, **options) -> ModelAdapter:
+def load(
+    name: str,
+    weights: str | None = None,
+    registry=None,
+    arch: str | None = None,
+    trust_pickle: bool = False,
+    **options,
+) -> ModelAdapter:
     """Load the model stored at path NAME."""
     from . import load_model
 
@@ -61,10 +69,17 @@ def load(name: str, weights: str | None = None, registry=None, arch: str | None 
     else:
         raise _explain_plain_file(path)
     if options:
-        raise ModelError(f"file:{name} takes no model.options besides arch, trust_pickle and "
-                         f"the input keys; got {sorted(options)}")
-    return ModelAdapter(module=module, source=f"file:{name}", input=InputSpec(),
-                        weights=str(path), weights_digest=file_digest(path))
+        raise ModelError(
+            f"file:{name} takes no model.options besides arch, trust_pickle and "
+            f"the input keys; got {sorted(options)}"
+        )
+    return ModelAdapter(
+        module=module,
+        source=f"file:{name}",
+        input=InputSpec(),
+        weights=str(path),
+        weights_digest=file_digest(path),
+    )
 
 
 def names() -> list[str]:
@@ -72,5 +87,6 @@ def names() -> list[str]:
     return []
 
 
-SOURCE = ModelSource(load=load, names=names,
-                     description="TorchScript, pickled modules, state dicts")
+SOURCE = ModelSource(
+    load=load, names=names, description="TorchScript, pickled modules, state dicts"
+)

@@ -43,7 +43,8 @@ def _cached_hub_file(hub_id: str) -> Path | None:
 def _pretrained_file(name: str) -> Path:
     """Find (or download, if the hub answers) the pretrained weights file of a timm model."""
     cfg = timm.models.get_pretrained_cfg(name) or timm.models.get_pretrained_cfg(
-        name.split(".", 1)[0])
+        name.split(".", 1)[0]
+    )
     if cfg is None:
         raise WeightsError(f"timm/{name} has no pretrained weights; use weights = 'none'")
     if cfg.file and Path(cfg.file).is_file():
@@ -67,7 +68,8 @@ def _pretrained_file(name: str) -> Path:
     raise WeightsError(
         f"pretrained weights of timm/{name} are not in the Hugging Face cache ({HF_HUB_CACHE}"
         f"{', repo ' + hub_id if hub_id else ''}) and the hub cannot be reached; download them "
-        "elsewhere and pass the file with `--weights PATH` (recipe: model.weights)")
+        "elsewhere and pass the file with `--weights PATH` (recipe: model.weights)"
+    )
 
 
 def _spec(module: torch.nn.Module, channels: int) -> InputSpec:
@@ -113,8 +115,11 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
     channels = int(options.get("in_chans", 3))
     labels = _labels(module)
     return ModelAdapter(
-        module=module, source=f"timm/{name}", input=_spec(module, channels),
-        weights=None if weights in NO_WEIGHTS else str(weights), weights_digest=digest,
+        module=module,
+        source=f"timm/{name}",
+        input=_spec(module, channels),
+        weights=None if weights in NO_WEIGHTS else str(weights),
+        weights_digest=digest,
         labels={"output": labels} if labels else {},
         description=f"timm {timm.__version__} {name}",
     )

@@ -55,7 +55,8 @@ def _fetch(name: str, enum_member) -> Path:
         raise WeightsError(
             f"weights {enum_member} for torchvision/{name} are not in the torch hub cache "
             f"({path}) and {enum_member.url} cannot be reached; copy the file there, or pass "
-            "a local file with `--weights PATH` (recipe: model.weights)")
+            "a local file with `--weights PATH` (recipe: model.weights)"
+        )
     torch.hub.download_url_to_file(enum_member.url, str(path), progress=False)
     return path
 
@@ -64,14 +65,18 @@ def _spec(name: str, meta_source) -> InputSpec:
     """Read size, mean and std from a weight enum's transforms, or use ImageNet's."""
     segmentation = _is_segmentation(name)
     if meta_source is None:
-        return InputSpec(size=(520, 520) if segmentation else (224, 224),
-                         fixed_size=not segmentation)
+        return InputSpec(
+            size=(520, 520) if segmentation else (224, 224), fixed_size=not segmentation
+        )
     preset = meta_source.transforms()
     size = getattr(preset, "crop_size", None) or getattr(preset, "resize_size", None) or [224]
     size = (size[0], size[-1]) if len(size) > 1 else (size[0], size[0])
-    return InputSpec(size=size, mean=tuple(getattr(preset, "mean", IMAGENET_MEAN)),
-                     std=tuple(getattr(preset, "std", IMAGENET_STD)),
-                     fixed_size=not segmentation)
+    return InputSpec(
+        size=size,
+        mean=tuple(getattr(preset, "mean", IMAGENET_MEAN)),
+        std=tuple(getattr(preset, "std", IMAGENET_STD)),
+        fixed_size=not segmentation,
+    )
 
 
 def _build(name: str, options: dict, **weights) -> torch.nn.Module:
@@ -79,8 +84,9 @@ def _build(name: str, options: dict, **weights) -> torch.nn.Module:
     try:
         return models.get_model(name, **weights, **options)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"torchvision/{name} cannot be built with model.options "
-                         f"{options}: {exc}") from None
+        raise ModelError(
+            f"torchvision/{name} cannot be built with model.options {options}: {exc}"
+        ) from None
 
 
 def _random_or_local(name: str, weights: str | None, options: dict) -> torch.nn.Module:
@@ -105,8 +111,11 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
     member = None
     if weights in NO_WEIGHTS or _is_file_name(weights):
         module = _random_or_local(name, weights, options)
-        digest = (f"random-init:torch-{torch.__version__.split('+')[0]}"
-                  if weights in NO_WEIGHTS else file_digest(weights))
+        digest = (
+            f"random-init:torch-{torch.__version__.split('+')[0]}"
+            if weights in NO_WEIGHTS
+            else file_digest(weights)
+        )
     else:
         member = _weights_enum(name, weights)
         digest = file_digest(_fetch(name, member))
@@ -116,12 +125,16 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
     if "num_classes" in options and options["num_classes"] != len(labels):
         labels = []
     return ModelAdapter(
-        module=module, source=f"torchvision/{name}", input=_spec(name, meta),
-        weights=None if weights in NO_WEIGHTS else str(weights), weights_digest=digest,
+        module=module,
+        source=f"torchvision/{name}",
+        input=_spec(name, meta),
+        weights=None if weights in NO_WEIGHTS else str(weights),
+        weights_digest=digest,
         labels={"output": labels} if labels else {},
         description=f"torchvision {torchvision.__version__} {name}",
     )
 
 
-SOURCE = ModelSource(load=load, names=names,
-                     description="torchvision classification and segmentation models")
+SOURCE = ModelSource(
+    load=load, names=names, description="torchvision classification and segmentation models"
+)

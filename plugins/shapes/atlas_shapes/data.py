@@ -5,8 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CLASSES = ("background", "circle", "square", "triangle",
-           "horizontal stripes", "vertical stripes", "checkerboard")
+CLASSES = (
+    "background",
+    "circle",
+    "square",
+    "triangle",
+    "horizontal stripes",
+    "vertical stripes",
+    "checkerboard",
+)
 SIZE = 64
 
 
@@ -42,7 +49,7 @@ def _region(rng: np.random.Generator, size: int, shape: str) -> np.ndarray:
         if kind == "rect":
             w, h = rng.uniform(0.25, 0.5, 2) * size
             x, y = rng.uniform(0, size - w), rng.uniform(0, size - h)
-            mask[int(y):int(y + h), int(x):int(x + w)] = 1
+            mask[int(y) : int(y + h), int(x) : int(x + w)] = 1
         else:
             return _region(rng, size, str(kind))
     return mask.astype(bool)

@@ -32,8 +32,10 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
         raise unknown_name("shapes", name, SOURCE)
     path = weights_path(weights)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} for shapes/{name} does not exist; "
-                           "train it with `python -m atlas_shapes.train --out DIR`")
+        raise WeightsError(
+            f"weights file {path} for shapes/{name} does not exist; "
+            "train it with `python -m atlas_shapes.train --out DIR`"
+        )
     module = ShapesUNet(**options)
     module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return ModelAdapter(
@@ -47,8 +49,11 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
     )
 
 
-SOURCE = ModelSource(load=load, names=lambda: NAMES,
-                     description="demo U-Net segmenting generated shapes and textures")
+SOURCE = ModelSource(
+    load=load,
+    names=lambda: NAMES,
+    description="demo U-Net segmenting generated shapes and textures",
+)
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Train the shapes U-Net from a seed and write its weights and held-out accuracy.
 
-    python -m atlas_shapes.train            # rewrites atlas_shapes/weights/
+python -m atlas_shapes.train            # rewrites atlas_shapes/weights/
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def evaluate(model: torch.nn.Module, seed: int, n: int = 512) -> dict:
                 correct[c] += (pred[sel] == c).sum()
     return {
         "pixel_accuracy": round(float(correct.sum() / total.sum()), 4),
-        "class_recall": {name: round(float(correct[c] / max(total[c], 1)), 4)
-                         for c, name in enumerate(CLASSES)},
+        "class_recall": {
+            name: round(float(correct[c] / max(total[c], 1)), 4) for c, name in enumerate(CLASSES)
+        },
         "images": n,
     }
 
@@ -67,8 +68,10 @@ def train(steps: int, batch: int, seed: int, lr: float) -> tuple[torch.nn.Module
         optimizer.step()
         schedule.step()
         if step % 100 == 0 or step == steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.4f}  {time.perf_counter() - start:6.1f}s",
-                  flush=True)
+            print(
+                f"step {step:5d}  loss {loss.item():.4f}  {time.perf_counter() - start:6.1f}s",
+                flush=True,
+            )
     return model.eval(), time.perf_counter() - start
 
 
@@ -88,9 +91,16 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "shapes_unet.pt")
-    report.update(seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr,
-                  threads=args.threads, train_seconds=round(seconds, 1),
-                  torch=torch.__version__, machine=f"{platform.machine()} {platform.processor()}")
+    report.update(
+        seed=args.seed,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        threads=args.threads,
+        train_seconds=round(seconds, 1),
+        torch=torch.__version__,
+        machine=f"{platform.machine()} {platform.processor()}",
+    )
     (args.out / "shapes_unet.json").write_text(json.dumps(report, indent=1) + "\n")
 
 

@@ -1,0 +1,186 @@
+"""The build pipeline in-process on the tiny CNN: failures, templates, interrupts."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from helpers import TINY_RECIPE
+
+from atlas import objectives
+from atlas.cache import Cache
+from atlas.errors import AtlasError
+from atlas.hookspecs import hookimpl
+from atlas.pipeline import run_build
+from atlas.plugins import load_registry
+from atlas.recipe import Recipe
+from atlas.render import RenderSettings
+
+
+class ExplodingObjective:
+    """Registers 'explode': a channel objective that fails on layer conv2."""
+
+    @hookimpl
+    def feature_atlas_register_objectives(self, register):
+        def explode(layer, channels):
+            if layer == "conv2":
+                raise RuntimeError("conv2 is cursed")
+            return objectives.channel(layer, channels)
+
+        register("explode", explode)
+
+
+def tiny_recipe(**kwargs) -> Recipe:
+    return Recipe(
+        model="test/tiny",
+        layers=["conv1", "conv2"],
+        name="tiny",
+        render=RenderSettings(steps=3),
+        **kwargs,
+    )
+
+
+def test_failed_units_are_reported_and_the_rest_is_kept(tmp_path, adapter):
+    registry = load_registry(extra=[("explode", ExplodingObjective())])
+    result = run_build(
+        tiny_recipe(objective="explode"),
+        tmp_path / "cache",
+        tmp_path / "site",
+        registry,
+        adapter,
+        show_progress=False,
+    )
+    assert {o.layer for o in result.failed} == {"conv2"} and len(result.failed) == 6
+    assert "conv2 is cursed" in result.failed[0].error
+    assert result.computed == 8
+    page = (tmp_path / "site" / "layers" / "conv2.html").read_text()
+    assert page.count('class="unit failed"') == 6
+    assert "conv2 is cursed" in (tmp_path / "site" / "units" / "conv2" / "0.html").read_text()
+
+
+def test_user_templates_override_the_built_in_ones(tmp_path, adapter, registry):
+    mine = tmp_path / "templates"
+    mine.mkdir()
+    (mine / "unit.html").write_text(
+        '{% extends "base.html" %}{% block content %}MY UNIT {{ unit.channel }}{% endblock %}'
+    )
+    run_build(
+        tiny_recipe(),
+        tmp_path / "cache",
+        tmp_path / "site",
+        registry,
+        adapter,
+        template_dirs=[mine],
+        show_progress=False,
+    )
+    assert "MY UNIT 3" in (tmp_path / "site" / "units" / "conv1" / "3.html").read_text()
+    assert "MY UNIT" not in (tmp_path / "site" / "layers" / "conv1.html").read_text()
+
+
+def test_manifest_describes_every_unit(tmp_path, adapter, registry):
+    run_build(
+        tiny_recipe(), tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False
+    )
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    conv1 = manifest["layers"][0]
+    assert conv1["name"] == "conv1" and conv1["channels"] == 8 and len(conv1["units"]) == 8
+    unit = conv1["units"][0]
+    assert unit["objective_final"] is not None and len(unit["curve"]) == 3
+    assert manifest["model"]["source"] == "test/tiny"
+
+
+def test_interrupted_build_keeps_finished_pictures(tmp_path):
+    recipe = tmp_path / "slow.toml"
+    recipe.write_text(
+        TINY_RECIPE.replace("steps = 6", "steps = 60")
+        .replace("batch_size = 8", "batch_size = 1")
+        .replace('["output", "enc1"]', '["output"]')
+    )
+    cache_dir = tmp_path / "cache"
+    args = [
+        sys.executable,
+        "-m",
+        "atlas",
+        "build",
+        str(recipe),
+        "--cache-dir",
+        str(cache_dir),
+        "--out",
+        str(tmp_path / "site"),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(cache_dir.rglob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert "interrupted; finished pictures are kept in the cache" in err
+    kept = [p.stem for p in cache_dir.rglob("*.json") if p.name != "digests.json"]
+    assert kept and all(Cache(cache_dir).get(key) for key in kept)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    assert f"{len(kept)} from the cache" in again.stderr
+
+
+def test_rebuild_drops_pages_of_removed_layers(tmp_path, adapter, registry):
+    run_build(
+        tiny_recipe(), tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False
+    )
+    fewer = Recipe(model="test/tiny", layers=["conv1"], name="tiny", render=RenderSettings(steps=3))
+    run_build(fewer, tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False)
+    assert (tmp_path / "site" / "layers" / "conv1.html").exists()
+    assert not (tmp_path / "site" / "layers" / "conv2.html").exists()
+    assert not (tmp_path / "site" / "images" / "conv2").exists()
+
+
+def test_refuses_to_write_into_a_folder_that_is_no_atlas(tmp_path, adapter, registry):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "thesis.tex").write_text("precious")
+    with pytest.raises(AtlasError, match="is not empty and holds no atlas"):
+        run_build(
+            tiny_recipe(),
+            tmp_path / "cache",
+            tmp_path / "site",
+            registry,
+            adapter,
+            show_progress=False,
+        )
+    assert (tmp_path / "site" / "thesis.tex").read_text() == "precious"
+
+
+class Greedy(objectives.Channel):
+    """A channel objective that runs out of memory whenever it sees more than two images."""
+
+    def __call__(self, acts):
+        if acts[self.layer].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return super().__call__(acts)
+
+
+class OutOfMemoryAbove2:
+    """Registers the greedy objective as 'oom'."""
+
+    @hookimpl
+    def feature_atlas_register_objectives(self, register):
+        register("oom", Greedy)
+
+
+def test_batch_is_halved_when_memory_runs_out(tmp_path, adapter):
+    registry = load_registry(extra=[("oom", OutOfMemoryAbove2())])
+    recipe = Recipe(
+        model="test/tiny",
+        layers=["conv1"],
+        name="tiny",
+        objective="oom",
+        batch_size=8,
+        render=RenderSettings(steps=2),
+    )
+    result = run_build(
+        recipe, tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False
+    )
+    assert not result.failed and result.computed == 8
