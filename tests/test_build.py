@@ -111,7 +111,7 @@ def test_unknown_layer_exits_4_naming_it(tmp_path):
     result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
     assert result.returncode == 4
     assert (
-        "unknown layer of shapes/unet 'enc3' (did you mean: enc2, enc1?); "
+        "unknown layer of shapes/unet 'enc3' (did you mean: enc2, enc1, dec2?); "
         "run `atlas layers shapes/unet` to list them"
     ) in result.stderr
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from atlas_shapes.data import CLASSES, make_batch
-from atlas_shapes.train import evaluate
+from atlas_shapes.train import evaluate, train
 
 from atlas.cache import Cache
 from atlas.pipeline import run_build
@@ -53,3 +53,10 @@ def test_every_class_picture_is_predicted_as_its_class(tmp_path, shapes):
             predicted = shapes.module(shapes.input.normalize(image)).argmax(1)
         share = (predicted == unit.channel).float().mean().item()
         assert share > 0.5, f"{unit.label}: only {share:.0%} of pixels predicted as it"
+
+
+def test_training_is_reproducible_from_a_seed():
+    first, _ = train(steps=3, batch=4, seed=7, lr=0.01)
+    second, _ = train(steps=3, batch=4, seed=7, lr=0.01)
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
