@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .adapter import ModelAdapter
-from .errors import LayerError, unknown
+from .errors import LayerError, ModelError, unknown
 
 OUTPUT = "output"
 
@@ -73,6 +73,21 @@ def dummy_input(adapter: ModelAdapter, device: torch.device | str = "cpu") -> to
 SCRIPTED = "it is compiled TorchScript, whose inner layers hooks cannot observe; use 'output'"
 
 
+def _dry_forward(adapter: ModelAdapter, device: torch.device | str) -> object:
+    """Run the model once on a grey input; a failure names the input it was given."""
+    x = dummy_input(adapter, device)
+    try:
+        with torch.no_grad():
+            return adapter.module.to(device)(x)
+    except Exception as exc:
+        shape = "×".join(map(str, x.shape[1:]))
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{adapter.source} fails on an input of {shape}: {message}; if it expects "
+            "another size or channel count, set model.options.input_size or channels"
+        ) from None
+
+
 def catalogue(adapter: ModelAdapter, device: torch.device | str = "cpu") -> list[LayerInfo]:
     """List every named module in execution order with its output shape, then ``output``."""
     if isinstance(adapter.module, torch.jit.ScriptModule):
@@ -91,8 +106,7 @@ def catalogue(adapter: ModelAdapter, device: torch.device | str = "cpu") -> list
         for name, module in adapter.module.named_modules():
             if name:
                 hooks.append(module.register_forward_hook(make_hook(name)))
-        with torch.no_grad():
-            raw = adapter.module.to(device)(dummy_input(adapter, device))
+        raw = _dry_forward(adapter, device)
     finally:
         for handle in hooks:
             handle.remove()
@@ -107,8 +121,7 @@ def _scripted_catalogue(adapter: ModelAdapter, device: torch.device | str) -> li
         for name, module in adapter.module.named_modules()
         if name
     ]
-    with torch.no_grad():
-        raw = adapter.module.to(device)(dummy_input(adapter, device))
+    raw = _dry_forward(adapter, device)
     return [*inner, _describe(OUTPUT, "output", adapter.model_output(raw))]
 
 

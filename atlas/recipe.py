@@ -120,6 +120,8 @@ def _render(data: dict, where: str) -> RenderSettings:
     defaults = RenderSettings()
     if data.get("steps", 1) < 1 or data.get("lr", 1) <= 0:
         raise RecipeError(f"{where}: 'render.steps' and 'render.lr' must be positive")
+    if "decay" in data and data.get("param", "fft") != "fft":
+        raise RecipeError(f"{where}: key 'render.decay' applies to param = 'fft' only")
     return RenderSettings(
         size=_size(data["size"], where) if "size" in data else defaults.size,
         steps=data.get("steps", defaults.steps),

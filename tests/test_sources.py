@@ -260,3 +260,15 @@ def test_timm_weights_found_in_the_hf_cache(offline_env):
     assert result.returncode == 0, result.stderr
     expected = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert json.loads(result.stdout)["weights_digest"] == expected
+
+
+def test_model_that_rejects_the_input_size_says_how_to_fix_it(tmp_path):
+    recipe = tmp_path / "vit.toml"
+    recipe.write_text(
+        'layers = ["output"]\n[model]\nsource = "torchvision/vit_b_16"\n'
+        "options = {input_size = 64}\n"
+    )
+    result = atlas("build", str(recipe), "--dry-run", "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 4
+    assert "torchvision/vit_b_16 fails on an input of 3×64×64" in result.stderr
+    assert "model.options.input_size" in result.stderr
