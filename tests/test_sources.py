@@ -272,3 +272,11 @@ def test_model_that_rejects_the_input_size_says_how_to_fix_it(tmp_path):
     assert result.returncode == 4
     assert "torchvision/vit_b_16 fails on an input of 3×64×64" in result.stderr
     assert "model.options.input_size" in result.stderr
+
+
+def test_damaged_model_file_is_named(tmp_path):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a model")
+    result = atlas("layers", f"file:{path}")
+    assert result.returncode == 4
+    assert f"{path} cannot be read as a torch file" in result.stderr

@@ -45,9 +45,8 @@ def parse(source: str) -> tuple[str, str]:
     return namespace, name
 
 
-def unknown_name(namespace: str, name: str, source: ModelSource) -> ModelError:
+def unknown_name(namespace: str, name: str, choices: Iterable[str]) -> ModelError:
     """Build the error for a name the namespace does not have."""
-    choices = list(source.names())
     hint = f"run `atlas layers {namespace}/NAME` with one of the names it lists"
     return ModelError(unknown(f"{namespace} model", name, choices, hint))
 

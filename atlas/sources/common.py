@@ -11,7 +11,14 @@ import torch
 from ..errors import WeightsError
 
 INIT_SEED = 0
+NO_WEIGHTS = (None, "", "none", "None", "random")  # weight names that mean random init
 IGNORED_PREFIXES = ("aux_classifier.",)  # training-only heads that atlases never use
+
+
+def random_init_digest(*libraries) -> str:
+    """Name seeded random weights by the versions whose init code made them."""
+    versions = [f"{lib.__name__}-{lib.__version__.split('+')[0]}" for lib in (torch, *libraries)]
+    return f"random-init-seed{INIT_SEED}:" + ":".join(versions)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@ import torch
 from ..adapter import InputSpec, ModelAdapter
 from ..errors import ModelError, WeightsError
 from ..weights import file_digest
-from . import ModelSource
+
+PICKLE_START = b"\x80"  # the PROTO opcode that pickles since protocol 2 begin with
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -31,6 +32,13 @@ def _unpickle_module(path: Path) -> torch.nn.Module:
 
 def _explain_plain_file(path: Path) -> ModelError:
     """Say what a non-TorchScript file needs: an arch for a state dict, or the pickle opt-in."""
+    with path.open("rb") as handle:
+        first = handle.read(1)
+    if not (zipfile.is_zipfile(path) or first == PICKLE_START):
+        return ModelError(
+            f"{path} cannot be read as a torch file: it is neither a torch.save "
+            "archive nor a pickle"
+        )
     try:
         torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
@@ -85,8 +93,3 @@ def load(
 def names() -> list[str]:
     """File models have no fixed names."""
     return []
-
-
-SOURCE = ModelSource(
-    load=load, names=names, description="TorchScript, pickled modules, state dicts"
-)

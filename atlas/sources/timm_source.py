@@ -11,11 +11,10 @@ import torch
 from ..adapter import InputSpec, ModelAdapter
 from ..errors import ModelError, WeightsError
 from ..weights import file_digest
-from . import ModelSource, unknown_name
-from .common import seeded_init
+from . import unknown_name
+from .common import NO_WEIGHTS, random_init_digest, seeded_init
 from .offline import reachable
 
-NO_WEIGHTS = (None, "", "none", "None", "random")
 HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 
 
@@ -97,9 +96,9 @@ def _labels(module: torch.nn.Module) -> list[str]:
 def load(name: str, weights: str | None = None, registry=None, **options) -> ModelAdapter:
     """Create timm model NAME with random, pretrained or local-file weights."""
     if not _known(name):
-        raise unknown_name("timm", name, SOURCE)
+        raise unknown_name("timm", name, names())
     kwargs = dict(options)
-    digest = f"random-init:timm-{timm.__version__}:torch-{torch.__version__.split('+')[0]}"
+    digest = random_init_digest(timm)
     if weights not in NO_WEIGHTS:
         wanted = name if weights in ("pretrained", "DEFAULT", "default") else None
         path = Path(weights) if wanted is None else _pretrained_file(wanted)
@@ -123,6 +122,3 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
         labels={"output": labels} if labels else {},
         description=f"timm {timm.__version__} {name}",
     )
-
-
-SOURCE = ModelSource(load=load, names=names, description="every timm model")

@@ -12,11 +12,9 @@ from torchvision import models
 from ..adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelAdapter
 from ..errors import ModelError, WeightsError, unknown
 from ..weights import file_digest
-from . import ModelSource, unknown_name
-from .common import load_state_file, seeded_init
+from . import unknown_name
+from .common import NO_WEIGHTS, load_state_file, random_init_digest, seeded_init
 from .offline import reachable
-
-NO_WEIGHTS = (None, "", "none", "None", "random")
 
 
 def names() -> list[str]:
@@ -106,16 +104,13 @@ def _is_file_name(weights: str) -> bool:
 def load(name: str, weights: str | None = None, registry=None, **options) -> ModelAdapter:
     """Build torchvision model NAME with a weight enum, a local file or random weights."""
     if name not in names():
-        raise unknown_name("torchvision", name, SOURCE)
+        raise unknown_name("torchvision", name, names())
     enum = models.get_model_weights(name)
     member = None
     if weights in NO_WEIGHTS or _is_file_name(weights):
         module = _random_or_local(name, weights, options)
-        digest = (
-            f"random-init:torch-{torch.__version__.split('+')[0]}"
-            if weights in NO_WEIGHTS
-            else file_digest(weights)
-        )
+        no_weights = weights in NO_WEIGHTS
+        digest = random_init_digest(torchvision) if no_weights else file_digest(weights)
     else:
         member = _weights_enum(name, weights)
         digest = file_digest(_fetch(name, member))
@@ -133,8 +128,3 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
         labels={"output": labels} if labels else {},
         description=f"torchvision {torchvision.__version__} {name}",
     )
-
-
-SOURCE = ModelSource(
-    load=load, names=names, description="torchvision classification and segmentation models"
-)

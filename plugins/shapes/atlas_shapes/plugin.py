@@ -29,7 +29,7 @@ def weights_path(weights: str | None) -> Path:
 def load(name: str, weights: str | None = None, registry=None, **options) -> ModelAdapter:
     """Build the shapes U-Net with its shipped (or given) weights."""
     if name not in NAMES:
-        raise unknown_name("shapes", name, SOURCE)
+        raise unknown_name("shapes", name, NAMES)
     path = weights_path(weights)
     if not path.is_file():
         raise WeightsError(
