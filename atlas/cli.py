@@ -13,6 +13,7 @@ from .errors import AtlasError
 
 EXIT_FAILED_UNITS = 1
 EXIT_INTERRUPTED = 2
+MAX_FAILURES_SHOWN = 10
 
 
 def _registry():
@@ -100,8 +101,11 @@ def build(
         click.echo(f"all {cached} pictures came from the cache; nothing computed", err=True)
     else:
         click.echo(f"computed {result.computed} pictures, {cached} from the cache", err=True)
-    for outcome in result.failed:
+    for outcome in result.failed[:MAX_FAILURES_SHOWN]:
         click.echo(f"failed: {outcome.layer} channel {outcome.channel}: {outcome.error}", err=True)
+    if len(result.failed) > MAX_FAILURES_SHOWN:
+        more = len(result.failed) - MAX_FAILURES_SHOWN
+        click.echo(f"... and {more} more failed; the site marks each of them", err=True)
     click.echo(str(result.index.resolve()))
     if result.failed:
         sys.exit(EXIT_FAILED_UNITS)

@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from .adapter import ModelAdapter
 from .cache import Cache, Entry, canonical_json, default_cache_dir
-from .errors import PluginError
-from .execute import Job, ModelRef, Outcome, execute
+from .errors import AtlasError, PluginError
+from .execute import Job, ModelRef, Outcome, execute, resolve_device
 from .layers import catalogue, select
 from .plan import Plan, batches, make_plan
 from .plugins import Registry, load_registry
@@ -103,6 +104,30 @@ def check_plugin_names(recipe: Recipe, registry: Registry) -> None:
             raise PluginError(f"{where}: key {key!r}: {exc}") from None
 
 
+def check_per_channel(recipe: Recipe, registry: Registry, layer: str) -> None:
+    """Fail early if the recipe's objective cannot make one picture per channel."""
+    try:
+        registry.get("objectives", recipe.objective)(layer, [0])
+    except TypeError:
+        raise PluginError(
+            f"objective {recipe.objective!r} does not take channels, so it cannot make one "
+            "picture per channel; use 'channel' or 'neuron' in render.objective"
+        ) from None
+
+
+def check_device(name: str) -> None:
+    """Fail early on a device this machine does not have."""
+    try:
+        device = resolve_device(name)
+    except RuntimeError as exc:
+        raise AtlasError(f"unknown device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AtlasError(
+            f"device {name!r} asked for, but torch sees no CUDA device here; "
+            "use --device cpu or auto"
+        )
+
+
 def plan_build(
     recipe: Recipe, cache: Cache, registry: Registry, adapter: ModelAdapter | None = None
 ) -> Plan:
@@ -111,6 +136,8 @@ def plan_build(
     if adapter is None:
         adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
     layers = select(catalogue(adapter), recipe.layers, recipe.model)
+    check_per_channel(recipe, registry, layers[0].name)
+    check_device(recipe.device)
     size = recipe.render.size or tuple(adapter.input.size)
     recipe = replace(recipe, render=replace(recipe.render, size=size))
     return make_plan(recipe, adapter, layers, cache)

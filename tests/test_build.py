@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from helpers import TINY_RECIPE, atlas, broken_links, links
 
 
@@ -155,3 +156,21 @@ def test_unknown_parameterization_exits_4_before_any_work(tmp_path):
         f"{recipe}: key 'render.param': unknown parameterization 'fftt' (did you mean: fft?)"
     ) in result.stderr
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").rglob("*.png"))
+
+
+@pytest.mark.parametrize(
+    "section, line, message",
+    [
+        ("[render]", 'objective = "layer"', "objective 'layer' does not take channels"),
+        ("[run]", 'device = "cuda:0"', "torch sees no CUDA device here"),
+        ("[run]", 'device = "tpu9"', "unknown device 'tpu9'"),
+    ],
+)
+def test_settings_that_cannot_work_exit_4_before_any_work(tmp_path, section, line, message):
+    if "cuda" in line and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(TINY_RECIPE.replace(section, f"{section}\n{line}", 1))
+    result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 4, result.stderr
+    assert message in result.stderr
