@@ -45,13 +45,16 @@ class InputSpec:
 
 @dataclass
 class ModelAdapter:
-    """A loaded model plus the metadata the optimizer and the site need."""
+    """A loaded model plus the metadata the optimizer and the site need.
+
+    ``weights_digest`` must change whenever the weights do: it is part of every cache key.
+    """
 
     module: nn.Module
     source: str
+    weights_digest: str
     input: InputSpec = field(default_factory=InputSpec)
     weights: str | None = None
-    weights_digest: str = "random"
     labels: Mapping[str, Sequence[str]] = field(default_factory=dict)
     output: Callable[[object], torch.Tensor] | None = None
     description: str = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import types
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _selected(env: dict[str, str]) -> set[str] | None:
+def _selected(env: Mapping[str, str]) -> set[str] | None:
     """Return the plugin names the environment allows, or None for all."""
     value = env.get(ENV_VAR)
     if value is None:
@@ -93,7 +94,7 @@ def _selected(env: dict[str, str]) -> set[str] | None:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
-def _entry_point_plugins(env: dict[str, str]) -> list[tuple[PluginInfo, Any]]:
+def _entry_point_plugins(env: Mapping[str, str]) -> list[tuple[PluginInfo, Any]]:
     """Import every allowed entry-point plugin; a broken one carries its error."""
     allowed = _selected(env)
     found = []
@@ -110,8 +111,8 @@ def _entry_point_plugins(env: dict[str, str]) -> list[tuple[PluginInfo, Any]]:
     return found
 
 
-def _register_plugin(pm: pluggy.PluginManager, info: PluginInfo, plugin: Any) -> bool:
-    """Register plugin with pm; record an error and return False if its hooks are bad."""
+def _register_plugin(pm: pluggy.PluginManager, info: PluginInfo, plugin: Any) -> None:
+    """Register plugin with pm; record an error on info if its hooks are bad."""
     try:
         pm.register(plugin, name=info.name)
         pm.check_pending()
@@ -119,8 +120,6 @@ def _register_plugin(pm: pluggy.PluginManager, info: PluginInfo, plugin: Any) ->
         if pm.is_registered(plugin):
             pm.unregister(plugin)
         info.error = f"{type(exc).__name__}: {exc}"
-        return False
-    return True
 
 
 def _collect(pm: pluggy.PluginManager, registry: Registry, infos: dict[str, PluginInfo]) -> None:
@@ -144,11 +143,13 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, infos: dict[str, Plug
                 info.error = f"{type(exc).__name__} in {impl.function.__name__}: {exc}"
 
 
-def load_registry(env: dict[str, str] | None = None, extra: list[tuple[str, Any]] = ()) -> Registry:
+def load_registry(
+    env: Mapping[str, str] | None = None, extra: Sequence[tuple[str, Any]] = ()
+) -> Registry:
     """Load the built-ins, every entry-point plugin and any extra (name, plugin) pairs."""
     from . import builtins
 
-    env = dict(os.environ) if env is None else env
+    env = os.environ if env is None else env
     pm = get_plugin_manager()
     registry = Registry()
     candidates = [(PluginInfo("builtins", builtins.__name__, "feature-atlas"), builtins)]
