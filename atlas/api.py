@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelAdapter
-from .errors import AtlasError
+from .errors import AtlasError, suggest
 from .pipeline import BuildResult, run_build
 from .recipe import Recipe, load_recipe
 from .render import RenderSettings
@@ -75,6 +76,10 @@ def build(
         return run_build(parsed, cache_dir, out_dir, show_progress=show_progress)
     if not layers:
         raise AtlasError("atlas.build(model=...) needs layers=[...], e.g. layers=['output']")
+    known = {f.name for f in fields(RenderSettings)}
+    for key in render:
+        if key not in known:
+            raise AtlasError(f"atlas.build() got an unknown keyword {key!r}{suggest(key, known)}")
     adapter = None
     if isinstance(model, nn.Module):
         adapter = adapt(model, **(options or {}))

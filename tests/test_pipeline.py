@@ -8,8 +8,10 @@ import time
 
 import pytest
 import torch
+from conftest import TinyCNN
 from helpers import TINY_RECIPE
 
+import atlas as atlas_api
 from atlas import objectives
 from atlas.cache import Cache
 from atlas.errors import AtlasError
@@ -184,3 +186,8 @@ def test_batch_is_halved_when_memory_runs_out(tmp_path, adapter):
         recipe, tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False
     )
     assert not result.failed and result.computed == 8
+
+
+def test_python_api_names_an_unknown_keyword(tmp_path):
+    with pytest.raises(AtlasError, match=r"unknown keyword 'stpes' \(did you mean: steps\?\)"):
+        atlas_api.build(model=TinyCNN(), layers=["conv1"], stpes=3, cache_dir=tmp_path)
