@@ -35,6 +35,12 @@ def atlas(
     )
 
 
+def atlas_build(recipe: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Run ``atlas build RECIPE`` with its site and cache under root."""
+    out, cache = str(root / "site"), str(root / "cache")
+    return atlas("build", str(recipe), "--out", out, "--cache-dir", cache, "--quiet", *extra)
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()

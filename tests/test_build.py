@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import TINY_RECIPE, atlas, broken_links, links
+from helpers import TINY_RECIPE, atlas, atlas_build, broken_links, links
 
 
 @pytest.fixture(scope="module")
@@ -126,19 +126,7 @@ def test_layers_lists_shapes_and_channels():
 
 def test_worker_processes_give_the_same_pictures(built, tmp_path):
     root, recipe, _ = built
-    result = atlas(
-        "build",
-        str(recipe),
-        "--jobs",
-        "2",
-        "--batch-size",
-        "4",
-        "--out",
-        str(tmp_path / "site"),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--quiet",
-    )
+    result = atlas_build(recipe, tmp_path, "--jobs", "2", "--batch-size", "4")
     assert result.returncode == 0, result.stderr
     assert "computed 23 pictures" in result.stderr
     ours = json.loads((tmp_path / "site" / "manifest.json").read_text())

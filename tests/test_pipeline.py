@@ -35,6 +35,20 @@ class ExplodingObjective:
         register("explode", explode)
 
 
+def build(tmp_path, registry, adapter, recipe=None, **kwargs):
+    """Build the tiny recipe (or recipe) in-process into tmp_path/site."""
+    recipe = recipe or tiny_recipe()
+    return run_build(
+        recipe,
+        tmp_path / "cache",
+        tmp_path / "site",
+        registry,
+        adapter,
+        show_progress=False,
+        **kwargs,
+    )
+
+
 def tiny_recipe(**kwargs) -> Recipe:
     return Recipe(
         model="test/tiny",
@@ -47,14 +61,7 @@ def tiny_recipe(**kwargs) -> Recipe:
 
 def test_failed_units_are_reported_and_the_rest_is_kept(tmp_path, adapter):
     registry = load_registry(extra=[("explode", ExplodingObjective())])
-    result = run_build(
-        tiny_recipe(objective="explode"),
-        tmp_path / "cache",
-        tmp_path / "site",
-        registry,
-        adapter,
-        show_progress=False,
-    )
+    result = build(tmp_path, registry, adapter, tiny_recipe(objective="explode"))
     assert {o.layer for o in result.failed} == {"conv2"} and len(result.failed) == 6
     assert "conv2 is cursed" in result.failed[0].error
     assert result.computed == 8
@@ -69,23 +76,13 @@ def test_user_templates_override_the_built_in_ones(tmp_path, adapter, registry):
     (mine / "unit.html").write_text(
         '{% extends "base.html" %}{% block content %}MY UNIT {{ unit.channel }}{% endblock %}'
     )
-    run_build(
-        tiny_recipe(),
-        tmp_path / "cache",
-        tmp_path / "site",
-        registry,
-        adapter,
-        template_dirs=[mine],
-        show_progress=False,
-    )
+    build(tmp_path, registry, adapter, template_dirs=[mine])
     assert "MY UNIT 3" in (tmp_path / "site" / "units" / "conv1" / "3.html").read_text()
     assert "MY UNIT" not in (tmp_path / "site" / "layers" / "conv1.html").read_text()
 
 
 def test_manifest_describes_every_unit(tmp_path, adapter, registry):
-    run_build(
-        tiny_recipe(), tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False
-    )
+    build(tmp_path, registry, adapter)
     manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
     conv1 = manifest["layers"][0]
     assert conv1["name"] == "conv1" and conv1["channels"] == 8 and len(conv1["units"]) == 8
@@ -142,11 +139,9 @@ def test_interrupted_build_keeps_finished_pictures(tmp_path):
 
 
 def test_rebuild_drops_pages_of_removed_layers(tmp_path, adapter, registry):
-    run_build(
-        tiny_recipe(), tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False
-    )
+    build(tmp_path, registry, adapter)
     fewer = Recipe(model="test/tiny", layers=["conv1"], name="tiny", render=RenderSettings(steps=3))
-    run_build(fewer, tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False)
+    build(tmp_path, registry, adapter, fewer)
     assert (tmp_path / "site" / "layers" / "conv1.html").exists()
     assert not (tmp_path / "site" / "layers" / "conv2.html").exists()
     assert not (tmp_path / "site" / "images" / "conv2").exists()
@@ -156,14 +151,7 @@ def test_refuses_to_write_into_a_folder_that_is_no_atlas(tmp_path, adapter, regi
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "thesis.tex").write_text("precious")
     with pytest.raises(AtlasError, match="is not empty and holds no atlas"):
-        run_build(
-            tiny_recipe(),
-            tmp_path / "cache",
-            tmp_path / "site",
-            registry,
-            adapter,
-            show_progress=False,
-        )
+        build(tmp_path, registry, adapter)
     assert (tmp_path / "site" / "thesis.tex").read_text() == "precious"
 
 
@@ -194,9 +182,7 @@ def test_batch_is_halved_when_memory_runs_out(tmp_path, adapter):
         batch_size=8,
         render=RenderSettings(steps=2),
     )
-    result = run_build(
-        recipe, tmp_path / "cache", tmp_path / "site", registry, adapter, show_progress=False
-    )
+    result = build(tmp_path, registry, adapter, recipe)
     assert not result.failed and result.computed == 8
 
 

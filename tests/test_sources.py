@@ -12,7 +12,7 @@ import torch
 import torchvision
 from atlas_shapes.plugin import weights_path
 from conftest import TinyCNN
-from helpers import atlas
+from helpers import atlas, atlas_build
 from safetensors.torch import save_file
 
 import atlas as atlas_api
@@ -34,15 +34,7 @@ def build(tmp_path, **kwargs):
 def build_cli(tmp_path, recipe_text):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(recipe_text)
-    result = atlas(
-        "build",
-        str(recipe),
-        "--out",
-        str(tmp_path / "site"),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--quiet",
-    )
+    result = atlas_build(recipe, tmp_path)
     assert result.returncode == 0, result.stderr
     return json.loads((tmp_path / "site" / "manifest.json").read_text())
 
