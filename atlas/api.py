@@ -58,6 +58,7 @@ def build(
     cache_dir: str | Path | None = None,
     title: str | None = None,
     batch_size: int = 64,
+    jobs: int = 1,
     max_channels: int | None = None,
     device: str = "auto",
     show_progress: bool = True,
@@ -95,6 +96,7 @@ def build(
         model_options={} if adapter else dict(options or {}),
         render=RenderSettings(**render),
         batch_size=batch_size,
+        jobs=jobs,
         device=device,
         max_channels=max_channels,
     )

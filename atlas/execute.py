@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -163,6 +164,8 @@ def _run_parallel(
 
     def work(job: Job) -> list[Outcome]:
         _set_threads(n_jobs)
+        if isinstance(job.model, ModelAdapter):  # hooks and patched ReLUs are per module
+            job = replace(job, model=copy.deepcopy(job.model))
         return run_job(job, shared)
 
     parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")

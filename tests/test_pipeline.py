@@ -189,3 +189,17 @@ def test_batch_is_halved_when_memory_runs_out(tmp_path, adapter):
 def test_python_api_names_an_unknown_keyword(tmp_path):
     with pytest.raises(AtlasError, match=r"unknown keyword 'stpes' \(did you mean: steps\?\)"):
         atlas_api.build(model=TinyCNN(), layers=["conv1"], stpes=3, cache_dir=tmp_path)
+
+
+def test_live_module_with_several_jobs_runs_in_threads(tmp_path):
+    result = atlas_api.build(
+        model=TinyCNN(),
+        layers=["conv1"],
+        steps=2,
+        batch_size=2,
+        jobs=2,
+        cache_dir=tmp_path / "cache",
+        out_dir=tmp_path / "site",
+        show_progress=False,
+    )
+    assert not result.failed and result.computed == 8

@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from atlas import objectives
@@ -11,9 +12,14 @@ from atlas.transforms import NO_TRANSFORMS, TransformSchedule, TransformSettings
 FAST = RenderSettings(size=(32, 32), steps=40, lr=0.2)
 
 
-def test_objective_rises_for_every_image_of_a_batch(adapter, registry):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_objective_rises_for_every_image_of_a_batch(adapter, registry, device):
     channels = [0, 3, 5]
-    result = render(adapter, objectives.channel("conv2", channels), [1, 2, 3], FAST, registry)
+    objective = objectives.channel("conv2", channels)
+    result = render(adapter, objective, [1, 2, 3], FAST, registry, device=device)
     assert result.images.shape == (3, 32, 32, 3)
     assert result.images.min() >= 0 and result.images.max() <= 1
     start, end = result.curve[:5].mean(0), result.curve[-5:].mean(0)
