@@ -12,6 +12,8 @@ from torch import nn
 _COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], "float32")
 COLOR_CORRELATION = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
+Shape = tuple[int, int, int, int]  # batch, channels, height, width
+
 
 def _randn(shape: Sequence[int], generators: Sequence[torch.Generator], sd: float) -> torch.Tensor:
     """Draw one independent normal sample per batch element from its own generator."""
@@ -54,7 +56,14 @@ class ImageParam(nn.Module):
 class FFTImage(ImageParam):
     """Images whose Fourier spectrum is learnt, scaled by 1/f^decay (lucid's default)."""
 
-    def __init__(self, shape, generators, decorrelate=True, decay=1.0, sd=0.01):
+    def __init__(
+        self,
+        shape: Shape,
+        generators: Sequence[torch.Generator],
+        decorrelate: bool = True,
+        decay: float = 1.0,
+        sd: float = 0.01,
+    ):
         super().__init__(shape[1], decorrelate)
         b, c, h, w = shape
         self.size = (h, w)
@@ -70,7 +79,13 @@ class FFTImage(ImageParam):
 class PixelImage(ImageParam):
     """Images whose pixels are learnt directly."""
 
-    def __init__(self, shape, generators, decorrelate=True, sd=0.01):
+    def __init__(
+        self,
+        shape: Shape,
+        generators: Sequence[torch.Generator],
+        decorrelate: bool = True,
+        sd: float = 0.01,
+    ):
         super().__init__(shape[1], decorrelate)
         self.pixels = nn.Parameter(_randn(shape, generators, sd))
 
@@ -78,11 +93,19 @@ class PixelImage(ImageParam):
         return self.pixels
 
 
-def fft(shape, generators, decorrelate=True, decay=1.0, sd=0.01) -> ImageParam:
+def fft(
+    shape: Shape,
+    generators: Sequence[torch.Generator],
+    decorrelate: bool = True,
+    decay: float = 1.0,
+    sd: float = 0.01,
+) -> ImageParam:
     """Build an FFT parameterization of a batch."""
     return FFTImage(shape, generators, decorrelate=decorrelate, decay=decay, sd=sd)
 
 
-def pixel(shape, generators, decorrelate=True, sd=0.01) -> ImageParam:
+def pixel(
+    shape: Shape, generators: Sequence[torch.Generator], decorrelate: bool = True, sd: float = 0.01
+) -> ImageParam:
     """Build a pixel parameterization of a batch."""
     return PixelImage(shape, generators, decorrelate=decorrelate, sd=sd)

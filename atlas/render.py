@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from .adapter import ModelAdapter
 from .layers import Probe
 from .objectives import Objective
+from .params import ImageParam
 from .plugins import Registry
+from .regularizers import Penalty
 from .relu import redirect_relus
 from .transforms import TransformSchedule, TransformSettings
 
@@ -91,7 +93,7 @@ def _prepare(
     settings: RenderSettings,
     registry: Registry,
     device: torch.device,
-):
+) -> tuple[ImageParam, TransformSchedule | None, list[tuple[float, Penalty]]]:
     """Build the batch's images, its transform schedule and its penalties on device."""
     generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     shape = (len(seeds), adapter.input.channels, *(settings.size or adapter.input.size))
