@@ -28,8 +28,8 @@ def feature_atlas_register_regularizers(register: Register) -> None:
 @hookimpl
 def feature_atlas_register_parameterizations(register: Register) -> None:
     """Register the FFT and pixel parameterizations."""
-    register("fft", params.fft)
-    register("pixel", params.pixel)
+    register("fft", params.FFTImage)
+    register("pixel", params.PixelImage)
 
 
 def _lazy(module: str, name: str):
@@ -45,14 +45,9 @@ def _lazy(module: str, name: str):
 @hookimpl
 def feature_atlas_register_models(register: Register) -> None:
     """Register the torchvision, timm and file model sources."""
-    for namespace, module, about in (
-        ("torchvision", "torchvision_source", "torchvision classification and segmentation"),
-        ("timm", "timm_source", "every timm model"),
-        ("file", "file", "TorchScript, pickled modules (opt-in), state dicts with an arch"),
+    for namespace, module in (
+        ("torchvision", "torchvision_source"),
+        ("timm", "timm_source"),
+        ("file", "file"),
     ):
-        register(
-            namespace,
-            ModelSource(
-                load=_lazy(module, "load"), names=_lazy(module, "names"), description=about
-            ),
-        )
+        register(namespace, ModelSource(load=_lazy(module, "load"), names=_lazy(module, "names")))

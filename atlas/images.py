@@ -24,16 +24,6 @@ def encode_png(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    """Decode PNG bytes to an (H, W, C) RGB or grey uint8 array."""
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise ValueError("not a PNG image")
-    if pixels.ndim == 2:
-        return pixels[..., None]
-    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-
-
 def thumbnail_png(data: bytes, size: int) -> bytes:
     """Return PNG bytes of the image shrunk so its longer side is at most size."""
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -91,21 +91,3 @@ class PixelImage(ImageParam):
 
     def raw(self) -> torch.Tensor:
         return self.pixels
-
-
-def fft(
-    shape: Shape,
-    generators: Sequence[torch.Generator],
-    decorrelate: bool = True,
-    decay: float = 1.0,
-    sd: float = 0.01,
-) -> ImageParam:
-    """Build an FFT parameterization of a batch."""
-    return FFTImage(shape, generators, decorrelate=decorrelate, decay=decay, sd=sd)
-
-
-def pixel(
-    shape: Shape, generators: Sequence[torch.Generator], decorrelate: bool = True, sd: float = 0.01
-) -> ImageParam:
-    """Build a pixel parameterization of a batch."""
-    return PixelImage(shape, generators, decorrelate=decorrelate, sd=sd)

@@ -74,7 +74,11 @@ def make_manifest(
         "title": recipe.title or recipe.name,
         "description": recipe.description,
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "model": {**adapter.identity(), "input": adapter.input.as_dict()},
+        "model": {
+            **adapter.identity(),
+            "description": adapter.description,
+            "input": adapter.input.as_dict(),
+        },
         "objective": recipe.objective,
         "seed": recipe.seed,
         "render": recipe.render.as_dict(),

@@ -106,10 +106,15 @@ def test_unknown_names_exit_4_with_close_matches(args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_unknown_layer_exits_4_naming_it(tmp_path):
+def build_bad(tmp_path, text):
+    """Build a recipe that should be refused; return the recipe path and the result."""
     recipe = tmp_path / "bad.toml"
-    recipe.write_text(TINY_RECIPE.replace('"enc1"', '"enc3"'))
-    result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+    recipe.write_text(text)
+    return recipe, atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+
+
+def test_unknown_layer_exits_4_naming_it(tmp_path):
+    _, result = build_bad(tmp_path, TINY_RECIPE.replace('"enc1"', '"enc3"'))
     assert result.returncode == 4
     assert (
         "unknown layer of shapes/unet 'enc3' (did you mean: enc2, enc1, dec2?); "
@@ -136,9 +141,9 @@ def test_worker_processes_give_the_same_pictures(built, tmp_path):
 
 
 def test_unknown_parameterization_exits_4_before_any_work(tmp_path):
-    recipe = tmp_path / "bad.toml"
-    recipe.write_text(TINY_RECIPE.replace("steps = 6", 'steps = 6\nparam = "fftt"'))
-    result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+    recipe, result = build_bad(
+        tmp_path, TINY_RECIPE.replace("steps = 6", 'steps = 6\nparam = "fftt"')
+    )
     assert result.returncode == 4
     assert (
         f"{recipe}: key 'render.param': unknown parameterization 'fftt' (did you mean: fft?)"
@@ -157,8 +162,6 @@ def test_unknown_parameterization_exits_4_before_any_work(tmp_path):
 def test_settings_that_cannot_work_exit_4_before_any_work(tmp_path, section, line, message):
     if "cuda" in line and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    recipe = tmp_path / "bad.toml"
-    recipe.write_text(TINY_RECIPE.replace(section, f"{section}\n{line}", 1))
-    result = atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+    _, result = build_bad(tmp_path, TINY_RECIPE.replace(section, f"{section}\n{line}", 1))
     assert result.returncode == 4, result.stderr
     assert message in result.stderr

@@ -28,7 +28,6 @@ class ModelSource:
 
     load: Loader
     names: Callable[[], Iterable[str]] = field(default=lambda: ())
-    description: str = ""
 
 
 def parse(source: str) -> tuple[str, str]:

@@ -49,11 +49,7 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
     )
 
 
-SOURCE = ModelSource(
-    load=load,
-    names=lambda: NAMES,
-    description="demo U-Net segmenting generated shapes and textures",
-)
+SOURCE = ModelSource(load=load, names=lambda: NAMES)
 
 
 @hookimpl
