@@ -91,10 +91,13 @@ class Cache:
             return None
         return Entry(key, png, array, meta)
 
-    def put(self, key: str, image: np.ndarray, meta: dict) -> Entry:
-        """Store an (H, W, C) float image and its metadata; the JSON is written last."""
+    def put(self, key: str, image: np.ndarray, meta: dict, alpha: bool = False) -> Entry:
+        """Store an (H, W, C) float image and its metadata; the JSON is written last.
+
+        With alpha the image's last channel is its opacity, kept in the PNG.
+        """
         png, array, meta_path = self._paths(key)
-        png_bytes = encode_png(image)
+        png_bytes = encode_png(image, alpha)
         buffer = io.BytesIO()
         np.save(buffer, image.astype(np.float16))
         array_bytes = buffer.getvalue()

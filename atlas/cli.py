@@ -102,7 +102,7 @@ def build(
     else:
         click.echo(f"computed {result.computed} pictures, {cached} from the cache", err=True)
     for outcome in result.failed[:MAX_FAILURES_SHOWN]:
-        click.echo(f"failed: {outcome.layer} channel {outcome.channel}: {outcome.error}", err=True)
+        click.echo(f"failed: {outcome.name}: {outcome.error}", err=True)
     if len(result.failed) > MAX_FAILURES_SHOWN:
         more = len(result.failed) - MAX_FAILURES_SHOWN
         click.echo(f"... and {more} more failed; the site marks each of them", err=True)

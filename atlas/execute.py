@@ -17,9 +17,10 @@ from joblib import Parallel, delayed
 
 from .adapter import ModelAdapter
 from .cache import Cache
-from .plan import Unit
+from .objectives import stack
+from .plan import Task
 from .plugins import Registry, load_registry
-from .render import RenderSettings, render
+from .render import render
 
 CURVE_POINTS = 64
 
@@ -35,24 +36,28 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class Job:
-    """One batch of units of one layer, as plain data a worker can receive."""
+    """One batch of tasks with equal settings, as data a worker can receive."""
 
     model: ModelRef | ModelAdapter
-    objective: str
-    units: tuple[Unit, ...]
-    settings: RenderSettings
+    tasks: tuple[Task, ...]
     cache_root: str
     device: str
+
+    @property
+    def images(self) -> int:
+        """Return how many pictures the job makes."""
+        return sum(t.images for t in self.tasks)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one unit: stored, or failed with an error message."""
+    """What became of one task: stored, or failed with an error message."""
 
     key: str
-    layer: str
-    channel: int
+    name: str
+    images: int = 1
     error: str | None = None
+    layer: str | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,54 +91,59 @@ def _curve(values: np.ndarray) -> list[float]:
     return [round(float(values[i]), 5) for i in idx]
 
 
-def _store(job: Job, units: Sequence[Unit], result, seconds: float) -> None:
+def _store(cache_root: str, tasks: Sequence[Task], result, seconds: float) -> None:
     """Write each image of a rendered batch to the cache with its numbers."""
-    cache = Cache(job.cache_root)
-    for i, unit in enumerate(units):
-        meta = {
-            "layer": unit.layer,
-            "channel": unit.channel,
-            "label": unit.label,
-            "objective_final": float(result.final[i]),
-            "curve": _curve(result.curve[:, i]),
-            "steps": job.settings.steps,
-            "seconds": round(seconds / len(units), 4),
-            "spec": unit.spec,
-        }
-        cache.put(unit.key, result.images[i], meta)
+    cache = Cache(cache_root)
+    row = 0
+    for task in tasks:
+        for key in task.keys:
+            meta = {
+                **task.meta,
+                "name": task.name,
+                "objective_final": float(result.final[row]),
+                "curve": _curve(result.curve[:, row]),
+                "steps": task.settings.steps,
+                "seconds": round(seconds / len(result.final), 4),
+                "spec": task.spec,
+            }
+            cache.put(key, result.images[row], meta, alpha=task.settings.alpha)
+            row += 1
 
 
-def _render_units(
+def _render_tasks(
     job: Job,
-    units: Sequence[Unit],
+    tasks: Sequence[Task],
     registry: Registry,
     adapter: ModelAdapter,
     on_step: Callable[[int], None] | None,
 ) -> list[Outcome]:
-    """Render and store units, halving the batch when the device runs out of memory."""
-    layer = units[0].layer
-    objective = registry.get("objectives", job.objective)(layer, [u.channel for u in units])
+    """Render and store tasks, halving the batch when the device runs out of memory."""
+    objective = stack([t.objective for t in tasks], [t.images for t in tasks])
     start = time.perf_counter()
     try:
         result = render(
             adapter,
             objective,
-            [u.seed for u in units],
-            job.settings,
+            [seed for t in tasks for seed in t.seeds],
+            tasks[0].settings,
             registry,
             resolve_device(job.device),
             on_step,
         )
     except Exception as exc:
-        if _is_oom(exc) and len(units) > 1:
+        if _is_oom(exc) and len(tasks) > 1:
             torch.cuda.empty_cache()
-            half = len(units) // 2
-            return _render_units(job, units[:half], registry, adapter, None) + _render_units(
-                job, units[half:], registry, adapter, None
+            half = len(tasks) // 2
+            return _render_tasks(job, tasks[:half], registry, adapter, None) + _render_tasks(
+                job, tasks[half:], registry, adapter, None
             )
         raise
-    _store(job, units, result, time.perf_counter() - start)
-    return [Outcome(u.key, u.layer, u.channel) for u in units]
+    _store(job.cache_root, tasks, result, time.perf_counter() - start)
+    return [_outcome(t) for t in tasks]
+
+
+def _outcome(task: Task, error: str | None = None) -> Outcome:
+    return Outcome(task.key, task.name, task.images, error, task.meta.get("layer"))
 
 
 def run_job(
@@ -143,12 +153,12 @@ def run_job(
     try:
         registry = registry or _worker_registry()
         adapter = job.model if isinstance(job.model, ModelAdapter) else _worker_model(job.model)
-        return _render_units(job, job.units, registry, adapter, on_step)
+        return _render_tasks(job, job.tasks, registry, adapter, on_step)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         if os.environ.get("ATLAS_DEBUG"):
             message += "\n" + traceback.format_exc()
-        return [Outcome(u.key, u.layer, u.channel, message) for u in job.units]
+        return [_outcome(t, message) for t in job.tasks]
 
 
 def _set_threads(jobs: int) -> None:
@@ -186,12 +196,12 @@ def execute(
     outcomes: list[Outcome] = []
     if n_jobs == 1:
         for job in jobs:
-            per_step = len(job.units) / job.settings.steps
+            per_step = job.images / job.tasks[0].settings.steps
             on_step = (lambda _step, d=per_step: progress(d)) if progress else None
             outcomes += run_job(job, registry, on_step)
         return outcomes
     for done in _run_parallel(jobs, n_jobs, backend, registry):
         outcomes += done
         if progress:
-            progress(len(done))
+            progress(sum(o.images for o in done))
     return outcomes

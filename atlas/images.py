@@ -6,18 +6,27 @@ import cv2
 import numpy as np
 
 
-def to_display(image: np.ndarray) -> np.ndarray:
-    """Return an (H, W, 1 or 3) uint8 view of an (H, W, C) float image in [0, 1]."""
-    channels = image.shape[-1]
-    shown = image if channels in (1, 3) else image[..., :3] if channels > 3 else image[..., :1]
+def to_display(image: np.ndarray, alpha: bool = False) -> np.ndarray:
+    """Return an (H, W, 1, 3 or 4) uint8 view of an (H, W, C) float image in [0, 1].
+
+    With alpha the last channel is opacity and the result is RGBA.
+    """
+    colour = image[..., :-1] if alpha else image
+    channels = colour.shape[-1]
+    shown = colour if channels in (1, 3) else colour[..., :3] if channels > 3 else colour[..., :1]
+    if alpha:
+        shown = np.concatenate([np.repeat(shown, 3 // shown.shape[-1], -1), image[..., -1:]], -1)
     return (np.clip(shown, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """Encode an (H, W, C) float image in [0, 1] as PNG (RGB, or grey for one channel)."""
-    pixels = to_display(image)
+def encode_png(image: np.ndarray, alpha: bool = False) -> bytes:
+    """Encode an (H, W, C) float image in [0, 1] as PNG (RGB, grey for one channel, RGBA
+    with alpha)."""
+    pixels = to_display(image, alpha)
     if pixels.shape[-1] == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    elif pixels.shape[-1] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
     ok, data = cv2.imencode(".png", pixels)
     if not ok:
         raise ValueError("OpenCV could not encode the image as PNG")

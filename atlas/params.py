@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Square root of ImageNet's colour correlation (lucid), normalised by its largest column norm.
@@ -35,12 +37,28 @@ def fft_scale(h: int, w: int, decay: float) -> torch.Tensor:
     return 1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay
 
 
-class ImageParam(nn.Module):
-    """A batch of images in [0, 1] computed from learnable tensors."""
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """Return each image of a batch with zero mean and unit standard deviation."""
+    flat = x.flatten(1)
+    mean = flat.mean(1).view(-1, *[1] * (x.dim() - 1))
+    std = flat.std(1).view(-1, *[1] * (x.dim() - 1))
+    return (x - mean) / (std + 1e-4)
 
-    def __init__(self, channels: int, decorrelate: bool):
+
+class ImageParam(nn.Module):
+    """A batch of images in [0, 1] computed from learnable tensors.
+
+    With ``alpha`` the images have one more channel, last: their opacity. ``defaults``
+    holds the render settings this parameterization works best with (lr, optimizer,
+    transforms), used where a recipe does not set them.
+    """
+
+    defaults: ClassVar[dict] = {"lr": 0.05, "optimizer": "adam", "transforms": True}
+
+    def __init__(self, channels: int, decorrelate: bool, alpha: bool = False):
         super().__init__()
         self.decorrelate = decorrelate and channels == 3
+        self.alpha = alpha
 
     def raw(self) -> torch.Tensor:
         """Return the unbounded image before colour mapping, NCHW."""
@@ -49,7 +67,8 @@ class ImageParam(nn.Module):
     def forward(self) -> torch.Tensor:
         image = self.raw()
         if self.decorrelate:
-            image = decorrelate_colors(image)
+            colour = decorrelate_colors(image[:, :3])
+            image = torch.cat([colour, image[:, 3:]], 1) if self.alpha else colour
         return torch.sigmoid(image)
 
 
@@ -63,12 +82,13 @@ class FFTImage(ImageParam):
         decorrelate: bool = True,
         decay: float = 1.0,
         sd: float = 0.01,
+        alpha: bool = False,
     ):
-        super().__init__(shape[1], decorrelate)
+        super().__init__(shape[1], decorrelate, alpha)
         b, c, h, w = shape
         self.size = (h, w)
         self.register_buffer("scale", fft_scale(h, w, decay))
-        self.spectrum = nn.Parameter(_randn((b, c, h, w // 2 + 1, 2), generators, sd))
+        self.spectrum = nn.Parameter(_randn((b, c + alpha, h, w // 2 + 1, 2), generators, sd))
 
     def raw(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
@@ -85,9 +105,93 @@ class PixelImage(ImageParam):
         generators: Sequence[torch.Generator],
         decorrelate: bool = True,
         sd: float = 0.01,
+        alpha: bool = False,
     ):
-        super().__init__(shape[1], decorrelate)
-        self.pixels = nn.Parameter(_randn(shape, generators, sd))
+        super().__init__(shape[1], decorrelate, alpha)
+        b, c, h, w = shape
+        self.pixels = nn.Parameter(_randn((b, c + alpha, h, w), generators, sd))
 
     def raw(self) -> torch.Tensor:
         return self.pixels
+
+
+class MacoImage(ImageParam):
+    """MACO (Fel et al. 2023): the Fourier magnitude is fixed, only the phase is learnt.
+
+    ``spectrum`` is a (C, H, W//2+1) magnitude (an array or a ``.npy`` file, e.g. written by
+    ``atlas spectrum``), resized to the canvas; by default the 1/f magnitude that natural
+    images follow on average. Each step the phase and the image are standardised.
+    """
+
+    defaults: ClassVar[dict] = {"lr": 1.0, "optimizer": "nadam", "transforms": "crops"}
+
+    def __init__(
+        self,
+        shape: Shape,
+        generators: Sequence[torch.Generator],
+        decorrelate: bool = True,
+        spectrum: str | np.ndarray | None = None,
+    ):
+        super().__init__(shape[1], decorrelate)
+        b, c, h, w = shape
+        self.size = (h, w)
+        self.register_buffer("magnitude", load_magnitude(spectrum, c, h, w))
+        self.phase = nn.Parameter(_randn((b, c, h, w // 2 + 1), generators, 1.0))
+
+    def raw(self) -> torch.Tensor:
+        phase = standardize(self.phase)
+        spectrum = torch.polar(self.magnitude.expand_as(phase), phase)
+        return standardize(torch.fft.irfft2(spectrum, s=self.size))
+
+
+def load_magnitude(spectrum: str | np.ndarray | None, c: int, h: int, w: int) -> torch.Tensor:
+    """Return a (C, h, w//2+1) Fourier magnitude: the given one resized, or 1/f."""
+    if spectrum is None:
+        return fft_scale(h, w, 1.0).expand(c, -1, -1).clone()
+    array = np.load(spectrum, allow_pickle=False) if isinstance(spectrum, str) else spectrum
+    magnitude = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    if magnitude.dim() != 3 or magnitude.shape[0] != c:
+        raise ValueError(
+            f"a spectrum for {c}-channel images is (C, H, W//2+1), not {tuple(magnitude.shape)}"
+        )
+    size = (h, w // 2 + 1)
+    return F.interpolate(magnitude[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+class CPPNImage(ImageParam):
+    """A compositional pattern-producing network per image (lucid's CPPN): a stack of 1x1
+    layers over (x, y) with atan-based activations; resolution-independent patterns."""
+
+    defaults: ClassVar[dict] = {"lr": 0.005, "optimizer": "adam", "transforms": False}
+
+    def __init__(
+        self,
+        shape: Shape,
+        generators: Sequence[torch.Generator],
+        decorrelate: bool = True,
+        layers: int = 8,
+        width: int = 24,
+        alpha: bool = False,
+    ):
+        super().__init__(shape[1], False, alpha)
+        b, c, h, w = shape
+        self.size = (h, w)
+        r = 3.0**0.5
+        ys, xs = torch.meshgrid(torch.linspace(-r, r, h), torch.linspace(-r, r, w), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs, ys], -1).view(1, h * w, 2))
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        fan_in = 2
+        for _ in range(layers):
+            self.weights.append(nn.Parameter(_randn((b, fan_in, width), generators, fan_in**-0.5)))
+            self.biases.append(nn.Parameter(torch.zeros(b, 1, width)))
+            fan_in = 2 * width
+        self.out = nn.Parameter(torch.zeros(b, fan_in, c + alpha))
+
+    def raw(self) -> torch.Tensor:
+        x = self.grid.expand(self.out.shape[0], -1, -1)
+        for weight, bias in zip(self.weights, self.biases, strict=True):
+            a = torch.atan(x @ weight + bias)
+            x = torch.cat([a / 0.67, a * a / 0.6], -1)
+        image = x @ self.out
+        return image.transpose(1, 2).reshape(image.shape[0], -1, *self.size)

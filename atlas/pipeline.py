@@ -13,12 +13,14 @@ from tqdm import tqdm
 
 from .adapter import ModelAdapter
 from .cache import Cache, Entry, canonical_json, default_cache_dir
+from .compose import Context
 from .errors import AtlasError, PluginError
 from .execute import Job, ModelRef, Outcome, execute, resolve_device
 from .layers import catalogue, select
-from .plan import Plan, batches, make_plan
+from .plan import Plan, Unit, batches, make_plan
 from .plugins import Registry, load_registry
 from .recipe import Recipe
+from .render import RenderSettings, resolve
 from .site import slugify, write_site
 from .sources import load_model
 
@@ -39,32 +41,93 @@ def default_out_dir(recipe: Recipe) -> Path:
     return recipe.out_dir or Path("site") / recipe.name
 
 
+def _picture(entry: Entry | None, image: str, thumb: str) -> dict | None:
+    """Return a picture's record for the manifest, or None if it is not stored."""
+    if entry is None:
+        return None
+    return {
+        "key": entry.key,
+        "image": image,
+        "thumb": thumb,
+        "objective_final": entry.meta.get("objective_final"),
+    }
+
+
+def _unit_record(unit: Unit, slug: str, entries: Mapping[str, Entry | None], errors: dict) -> dict:
+    """Return one unit's manifest record: picture, negative and diversity set."""
+    entry = entries.get(unit.key)
+    meta = entry.meta if entry else {}
+    base = f"{slug}/{unit.channel}"
+    negative = None
+    if unit.negative is not None:
+        negative = _picture(
+            entries.get(unit.negative.key),
+            f"images/{base}-negative.png",
+            f"thumbs/{base}-negative.png",
+        )
+    diversity = []
+    if unit.diversity is not None:
+        for i, key in enumerate(unit.diversity.keys):
+            record = _picture(
+                entries.get(key),
+                f"images/{base}-diversity-{i}.png",
+                f"thumbs/{base}-diversity-{i}.png",
+            )
+            if record:
+                diversity.append(record)
+    return {
+        "channel": unit.channel,
+        "label": unit.label,
+        "key": unit.key,
+        "page": f"units/{base}.html",
+        "image": f"images/{base}.png" if entry else None,
+        "thumb": f"thumbs/{base}.png" if entry else None,
+        "objective_final": meta.get("objective_final"),
+        "curve": meta.get("curve", []),
+        "error": None if entry else errors.get(unit.key, "not computed"),
+        "negative": negative,
+        "diversity": diversity,
+    }
+
+
+def _picture_records(plan: Plan, entries: Mapping[str, Entry | None], errors: dict) -> list[dict]:
+    """Return the manifest records of the recipe's composed pictures."""
+    taken: set[str] = set()
+    records = []
+    for picture in plan.pictures:
+        slug = slugify(picture.name, taken)
+        entry = entries.get(picture.task.key)
+        meta = entry.meta if entry else {}
+        records.append(
+            {
+                "name": picture.name,
+                "objective": picture.expression,
+                "key": picture.task.key,
+                "page": f"pictures/{slug}.html",
+                "image": f"images/pictures/{slug}.png" if entry else None,
+                "thumb": f"thumbs/pictures/{slug}.png" if entry else None,
+                "objective_final": meta.get("objective_final"),
+                "curve": meta.get("curve", []),
+                "error": None if entry else errors.get(picture.task.key, "not computed"),
+            }
+        )
+    return records
+
+
 def make_manifest(
     plan: Plan, entries: Mapping[str, Entry | None], failed: Sequence[Outcome]
 ) -> dict:
     """Gather everything the site shows, as plain data with relative paths."""
     errors = {o.key: o.error for o in failed}
-    taken: set[str] = set()
+    taken: set[str] = {"pictures"}
     layers = []
     for layer in plan.layers:
         slug = slugify(layer.name, taken)
-        units = []
-        for unit in (u for u in plan.units if u.layer == layer.name):
-            entry = entries.get(unit.key)
-            meta = entry.meta if entry else {}
-            units.append(
-                {
-                    "channel": unit.channel,
-                    "label": unit.label,
-                    "key": unit.key,
-                    "page": f"units/{slug}/{unit.channel}.html",
-                    "image": f"images/{slug}/{unit.channel}.png" if entry else None,
-                    "thumb": f"thumbs/{slug}/{unit.channel}.png" if entry else None,
-                    "objective_final": meta.get("objective_final"),
-                    "curve": meta.get("curve", []),
-                    "error": None if entry else errors.get(unit.key, "not computed"),
-                }
-            )
+        units = [
+            _unit_record(unit, slug, entries, errors)
+            for unit in plan.units
+            if unit.layer == layer.name
+        ]
         layers.append(
             {**layer.as_dict(), "slug": slug, "page": f"layers/{slug}.html", "units": units}
         )
@@ -82,8 +145,11 @@ def make_manifest(
         "objective": recipe.objective,
         "seed": recipe.seed,
         "render": recipe.render.as_dict(),
+        "negative": recipe.negative,
+        "diversity": recipe.diversity,
         "units_total": len(plan.units),
         "layers": layers,
+        "pictures": _picture_records(plan, entries, errors),
     }
 
 
@@ -94,13 +160,12 @@ def _model_ref(recipe: Recipe) -> ModelRef:
 def check_plugin_names(recipe: Recipe, registry: Registry) -> None:
     """Fail before any work if the recipe names something no plugin registered."""
     where = str(recipe.path) if recipe.path else recipe.name
-    wanted = [
-        ("objectives", recipe.objective, "render.objective"),
-        ("parameterizations", recipe.render.param, "render.param"),
-    ]
-    wanted += [
-        ("regularizers", name, f"render.regularizers.{name}") for name in recipe.render.regularizers
-    ]
+    wanted = [("objectives", recipe.objective, "render.objective")]
+    for settings, table in [(recipe.render, "render")] + [
+        (p.render, f"pictures {p.name!r}: render") for p in recipe.pictures
+    ]:
+        wanted.append(("parameterizations", settings.param, f"{table}.param"))
+        wanted += [("regularizers", n, f"{table}.regularizers.{n}") for n in settings.regularizers]
     for kind, name, key in wanted:
         try:
             registry.get(kind, name)
@@ -132,6 +197,15 @@ def check_device(name: str) -> None:
         )
 
 
+def _settle(settings: RenderSettings, adapter: ModelAdapter, registry: Registry, where: str):
+    """Fill what a recipe left open: the canvas size and the parameterization's defaults."""
+    size = settings.size or tuple(adapter.input.size)
+    try:
+        return resolve(replace(settings, size=size), registry)
+    except AtlasError as exc:
+        raise AtlasError(f"{where}: {exc}") from None
+
+
 def plan_build(
     recipe: Recipe, cache: Cache, registry: Registry, adapter: ModelAdapter | None = None
 ) -> Plan:
@@ -139,19 +213,32 @@ def plan_build(
     check_plugin_names(recipe, registry)
     if adapter is None:
         adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
-    layers = select(catalogue(adapter), recipe.layers, recipe.model)
+    found = catalogue(adapter)
+    layers = select(found, recipe.layers, recipe.model)
     check_per_channel(recipe, registry, layers[0].name)
     check_device(recipe.device)
-    size = recipe.render.size or tuple(adapter.input.size)
-    recipe = replace(recipe, render=replace(recipe.render, size=size))
-    return make_plan(recipe, adapter, layers, cache)
+    where = str(recipe.path) if recipe.path else recipe.name
+    pictures = [
+        replace(p, render=_settle(p.render, adapter, registry, f"{where}: picture {p.name!r}"))
+        for p in recipe.pictures
+    ]
+    recipe = replace(
+        recipe, render=_settle(recipe.render, adapter, registry, where), pictures=pictures
+    )
+    context = Context(
+        recipe.model,
+        adapter.labels,
+        {layer.name: layer for layer in found if layer.supported},
+        recipe.base_dir,
+    )
+    return make_plan(recipe, adapter, layers, cache, registry, context)
 
 
 def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
-    """Split the missing units into batches that workers can run."""
+    """Split the missing tasks into batches that workers can run."""
     model = plan.adapter if in_process else _model_ref(plan.recipe)
     return [
-        Job(model, plan.recipe.objective, tuple(batch), plan.recipe.render, str(cache.root), device)
+        Job(model, tuple(batch), str(cache.root), device)
         for batch in batches(plan.missing, plan.recipe.batch_size)
     ]
 
@@ -173,7 +260,7 @@ def run_build(
         recipe = replace(recipe, backend="threading")  # a live module stays in this process
     in_process = recipe.jobs == 1 or recipe.backend == "threading"
     jobs = _jobs(plan, cache, recipe.device, in_process)
-    todo = len(plan.missing)
+    todo = sum(t.images for t in plan.missing)
     with tqdm(
         total=todo,
         desc=f"atlas {recipe.name}",
@@ -185,7 +272,7 @@ def run_build(
     ) as bar:
         outcomes = execute(jobs, recipe.jobs, recipe.backend, registry, bar.update)
     failed = [o for o in outcomes if o.error]
-    entries = {u.key: cache.get(u.key) for u in plan.units}
+    entries = {key: cache.get(key) for task in plan.tasks for key in task.keys}
     manifest = make_manifest(plan, entries, failed)
     images = {key: entry.png for key, entry in entries.items() if entry}
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)

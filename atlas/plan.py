@@ -1,4 +1,5 @@
-"""Plan the work of a build: one unit per (layer, channel), each with a canonical spec."""
+"""Plan the work of a build: the units (layer x channel) with their pictures, the recipe's
+composed pictures, and every optimisation task with its canonical spec and cache key."""
 
 from __future__ import annotations
 
@@ -6,99 +7,268 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .adapter import ModelAdapter
-from .cache import Cache, digest
+from .cache import Cache, canonical_json, digest
+from .compose import Context, compile_expression
 from .layers import LayerInfo
+from .objectives import Diversity, Objective
+from .plugins import Registry
 from .recipe import Recipe
+from .render import RenderSettings
+
+MAIN, NEGATIVE, DIVERSITY = "main", "negative", "diversity"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One optimisation: ``images`` pictures of one objective, each stored under its key."""
+
+    key: str
+    seed: int
+    name: str
+    objective: Objective = field(compare=False, repr=False)
+    settings: RenderSettings = field(compare=False, repr=False)
+    images: int = 1
+    group: str = ""  # tasks of one group with equal settings share batches
+    spec: dict = field(default_factory=dict, compare=False, repr=False)
+    meta: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def keys(self) -> list[str]:
+        """Return the cache key of each of the task's images."""
+        return [self.key] if self.images == 1 else [f"{self.key}-{i}" for i in range(self.images)]
+
+    @property
+    def seeds(self) -> list[int]:
+        """Return the RNG seed of each of the task's images."""
+        return [self.seed + i for i in range(self.images)]
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One picture to make: a channel of a layer, its cache key and its seed."""
+    """One channel of a layer: its picture, and its negative and diversity set if asked."""
 
     layer: str
     channel: int
     label: str | None
-    key: str
-    seed: int
-    spec: dict = field(repr=False, compare=False)
+    main: Task
+    negative: Task | None = None
+    diversity: Task | None = None
+
+    @property
+    def key(self) -> str:
+        """Return the cache key of the unit's main picture."""
+        return self.main.key
+
+    @property
+    def tasks(self) -> list[Task]:
+        """Return the unit's tasks."""
+        return [t for t in (self.main, self.negative, self.diversity) if t is not None]
+
+
+@dataclass(frozen=True)
+class PlannedPicture:
+    """One of the recipe's composed pictures, with its task."""
+
+    name: str
+    expression: str
+    task: Task
 
 
 @dataclass
 class Plan:
-    """The selected layers and every unit of the build, with what the cache holds."""
+    """The selected layers, every unit and picture of the build, and what the cache holds."""
 
     recipe: Recipe
     adapter: ModelAdapter
     layers: list[LayerInfo]
     units: list[Unit]
-    cached: set[str] = field(default_factory=set)
+    pictures: list[PlannedPicture] = field(default_factory=list)
+    cached: set[str] = field(default_factory=set)  # keys of tasks whose images are all stored
 
     @property
-    def missing(self) -> list[Unit]:
-        """Return the units the cache does not hold."""
-        return [u for u in self.units if u.key not in self.cached]
+    def tasks(self) -> list[Task]:
+        """Return every task: the units' first, then the composed pictures'."""
+        return [t for u in self.units for t in u.tasks] + [p.task for p in self.pictures]
+
+    @property
+    def missing(self) -> list[Task]:
+        """Return the tasks the cache does not hold."""
+        return [t for t in self.tasks if t.key not in self.cached]
 
     def summary(self) -> dict:
         """Return plain data for ``atlas build --dry-run --json``."""
         per_layer = []
         for layer in self.layers:
-            units = [u for u in self.units if u.layer == layer.name]
-            cached = sum(u.key in self.cached for u in units)
+            tasks = [t for u in self.units if u.layer == layer.name for t in u.tasks]
+            cached = sum(t.key in self.cached for t in tasks)
             per_layer.append(
                 {
                     **layer.as_dict(),
-                    "units": len(units),
+                    "units": len(tasks),
                     "cached": cached,
-                    "to_compute": len(units) - cached,
+                    "to_compute": len(tasks) - cached,
                 }
             )
+        unit_tasks = [t for u in self.units for t in u.tasks]
+        units_cached = sum(t.key in self.cached for t in unit_tasks)
+        pictures_cached = sum(p.task.key in self.cached for p in self.pictures)
         return {
             "recipe": str(self.recipe.path) if self.recipe.path else self.recipe.name,
             "model": self.adapter.source,
             "weights_digest": self.adapter.weights_digest,
             "layers": per_layer,
-            "units_total": len(self.units),
-            "units_cached": len(self.cached),
-            "units_to_compute": len(self.units) - len(self.cached),
+            "units_total": len(unit_tasks),
+            "units_cached": units_cached,
+            "units_to_compute": len(unit_tasks) - units_cached,
+            "pictures_total": len(self.pictures),
+            "pictures_cached": pictures_cached,
+            "pictures_to_compute": len(self.pictures) - pictures_cached,
         }
 
 
-def unit_spec(recipe: Recipe, adapter: ModelAdapter, layer: str, channel: int) -> dict:
-    """Return the plain data that decides one unit's picture (its cache key's content)."""
-    return {
+def task_spec(
+    adapter: ModelAdapter,
+    objective: Objective,
+    settings: RenderSettings,
+    seed: int,
+    images: int = 1,
+) -> dict:
+    """Return the plain data that decides a task's pictures (its cache key's content)."""
+    spec = {
         "model": adapter.identity(),
         "input": adapter.input.as_dict(),
-        "objective": {"name": recipe.objective, "layer": layer, "channel": channel},
-        "render": recipe.render.as_dict(),
-        "seed": recipe.seed,
+        "objective": objective.spec,
+        "render": settings.as_dict(),
+        "seed": seed,
     }
+    if images > 1:
+        spec["images"] = images
+    return spec
 
 
-def unit_seed(spec: dict) -> int:
-    """Derive a unit's RNG seed from the recipe seed and its objective alone."""
+def task_seed(spec: dict) -> int:
+    """Derive a task's RNG seed from the recipe seed and its objective alone."""
     return int(digest({"seed": spec["seed"], "objective": spec["objective"]})[:15], 16)
 
 
+def make_task(
+    adapter: ModelAdapter,
+    objective: Objective,
+    settings: RenderSettings,
+    seed: int,
+    name: str,
+    images: int = 1,
+    group: str = "",
+    meta: dict | None = None,
+) -> Task:
+    """Return a task with its spec, key and seed."""
+    spec = task_spec(adapter, objective, settings, seed, images)
+    return Task(
+        digest(spec), task_seed(spec), name, objective, settings, images, group, spec, meta or {}
+    )
+
+
+class Broken(Objective):
+    """Stands for an objective whose factory failed: the unit fails alone when computed."""
+
+    def __init__(self, error: Exception, spec: dict):
+        self.error, self._spec = error, spec
+
+    def __call__(self, acts):
+        raise self.error
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset()
+
+    @property
+    def spec(self) -> dict:
+        return self._spec
+
+
+def _unit(recipe: Recipe, adapter: ModelAdapter, registry: Registry, layer: str, c: int, label):
+    """Return one unit with the tasks the recipe asks for."""
+    try:
+        objective = registry.get("objectives", recipe.objective)(layer, c)
+    except Exception as exc:  # a plugin's failure costs this unit, not the build
+        spec = {"type": "broken", "name": recipe.objective, "layer": layer, "channel": c}
+        objective = Broken(exc, spec)
+    name = f"{layer} channel {c}" + (f" ({label})" if label else "")
+    meta = {"layer": layer, "channel": c, "label": label}
+    broken = "broken:" if isinstance(objective, Broken) else ""
+
+    def task(obj: Objective, variant: str, images: int = 1) -> Task:
+        suffix = "" if variant == MAIN else f" {variant}"
+        return make_task(
+            adapter,
+            obj,
+            recipe.render,
+            recipe.seed,
+            name + suffix,
+            images,
+            f"{broken}{variant}:{layer}",
+            {**meta, "variant": variant},
+        )
+
+    negative = task(-objective, NEGATIVE) if recipe.negative else None
+    diverse = None
+    if recipe.diversity:
+        diverse_obj = objective - recipe.diversity_weight * Diversity(layer)
+        diverse = task(diverse_obj, DIVERSITY, recipe.diversity)
+    return Unit(layer, c, label, task(objective, MAIN), negative, diverse)
+
+
+def _pictures(recipe: Recipe, adapter: ModelAdapter, registry: Registry, context: Context):
+    """Return the recipe's composed pictures as planned tasks."""
+    where = str(recipe.path) if recipe.path else recipe.name
+    planned = []
+    for picture in recipe.pictures:
+        label = f"{where}: picture {picture.name!r}"
+        objective = compile_expression(picture.expression, registry, context, label)
+        task = make_task(
+            adapter,
+            objective,
+            picture.render,
+            picture.seed,
+            f"picture {picture.name!r}",
+            group="pictures",
+            meta={"picture": picture.name},
+        )
+        planned.append(PlannedPicture(picture.name, picture.expression.text, task))
+    return planned
+
+
 def make_plan(
-    recipe: Recipe, adapter: ModelAdapter, layers: Sequence[LayerInfo], cache: Cache
+    recipe: Recipe,
+    adapter: ModelAdapter,
+    layers: Sequence[LayerInfo],
+    cache: Cache,
+    registry: Registry,
+    context: Context,
 ) -> Plan:
-    """List every unit of the selected layers and look each up in the cache."""
+    """List every unit and picture and look each task up in the cache."""
     units = []
     for layer in layers:
         labels = adapter.labels.get(layer.name, ())
         for c in range(min(layer.channels, recipe.max_channels or layer.channels)):
-            spec = unit_spec(recipe, adapter, layer.name, c)
             label = labels[c] if c < len(labels) else None
-            units.append(Unit(layer.name, c, label, digest(spec), unit_seed(spec), spec))
-    cached = {u.key for u in units if cache.get(u.key) is not None}
-    return Plan(recipe, adapter, list(layers), units, cached)
+            units.append(_unit(recipe, adapter, registry, layer.name, c, label))
+    plan = Plan(recipe, adapter, list(layers), units, _pictures(recipe, adapter, registry, context))
+    plan.cached = {t.key for t in plan.tasks if all(cache.get(k) for k in t.keys)}
+    return plan
 
 
-def batches(units: Sequence[Unit], size: int) -> Iterator[list[Unit]]:
-    """Group units by layer into batches of at most size."""
-    by_layer: dict[str, list[Unit]] = {}
-    for unit in units:
-        by_layer.setdefault(unit.layer, []).append(unit)
-    for group in by_layer.values():
-        for start in range(0, len(group), size):
-            yield group[start : start + size]
+def batches(tasks: Sequence[Task], size: int) -> Iterator[list[Task]]:
+    """Group tasks by group and settings into batches of at most size images."""
+    groups: dict[tuple[str, str], list[Task]] = {}
+    for task in tasks:
+        groups.setdefault((task.group, canonical_json(task.settings.as_dict())), []).append(task)
+    for group in groups.values():
+        batch: list[Task] = []
+        for task in group:
+            if batch and sum(t.images for t in batch) + task.images > size:
+                yield batch
+                batch = []
+            batch.append(task)
+        if batch:
+            yield batch

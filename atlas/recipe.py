@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecipeError, suggest
-from .render import RenderSettings
-from .transforms import TransformSettings
+from .expressions import Expression, parse_expression
+from .render import DEFAULT, RenderSettings
+from .transforms import CropSettings, TransformSettings
 
 DEMO = "shapes"
 BACKENDS = ("loky", "threading", "sequential")
@@ -25,6 +27,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "render": (dict,),
         "run": (dict,),
         "output": (dict,),
+        "pictures": (list,),
     },
     "model": {"source": (str,), "weights": (str,), "options": (dict,)},
     "render": {
@@ -39,6 +42,12 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "objective": (str,),
         "seed": (int,),
         "redirect_relu_steps": (int,),
+        "optimizer": (str,),
+        "alpha": (bool,),
+        "spectrum": (str,),
+        "negative": (bool,),
+        "diversity": (int,),
+        "diversity_weight": (float, int),
     },
     "render.transforms": {
         "pad": (int,),
@@ -46,6 +55,9 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "scales": (list,),
         "degrees": (float, int),
         "jitter2": (int,),
+        "crops": (int,),
+        "box": (list,),
+        "noise": (float, int),
     },
     "run": {
         "batch_size": (int,),
@@ -56,6 +68,25 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "output": {"dir": (str,)},
 }
+# Render keys that say what to make for each unit, not how to optimise one picture.
+UNIT_KEYS = ("objective", "seed", "negative", "diversity", "diversity_weight")
+SCHEMA["pictures"] = {
+    "name": (str,),
+    **{k: v for k, v in SCHEMA["render"].items() if k not in UNIT_KEYS[2:]},
+}
+CROP_KEYS = ("crops", "box", "noise")
+OPTIMIZERS = ("adam", "nadam")
+DIVERSITY_WEIGHT = 100.0
+
+
+@dataclass
+class Picture:
+    """One composed picture of a recipe's ``[[pictures]]``: a name and an expression."""
+
+    name: str
+    expression: Expression
+    render: RenderSettings
+    seed: int = 0
 
 
 @dataclass
@@ -79,6 +110,15 @@ class Recipe:
     max_channels: int | None = None
     out_dir: Path | None = None
     path: Path | None = None
+    negative: bool = False
+    diversity: int = 0
+    diversity_weight: float = DIVERSITY_WEIGHT
+    pictures: list[Picture] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Return the folder that relative paths in the recipe start from."""
+        return self.path.parent if self.path else None
 
 
 def _check_table(data: dict, table: str, where: str) -> None:
@@ -92,50 +132,157 @@ def _check_table(data: dict, table: str, where: str) -> None:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             names = " or ".join(t.__name__ for t in types)
             raise RecipeError(f"{where}: key {dotted!r} must be {names}, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"{where}: key {dotted!r} must be a finite number, not {value!r}")
 
 
-def _size(value: int | list, where: str) -> tuple[int, int]:
+def _size(value: int | list | tuple, where: str) -> tuple[int, int]:
     """Read a canvas size given as N or [H, W]."""
-    size = [value, value] if isinstance(value, int) else value
+    size = [value, value] if isinstance(value, int) else list(value)
     if len(size) != 2 or not all(isinstance(v, int) and 8 <= v <= 4096 for v in size):
         raise RecipeError(f"{where}: key 'render.size' must be N or [H, W] with 8 <= N <= 4096")
     return int(size[0]), int(size[1])
 
 
-def _transforms(value: bool | dict, where: str) -> TransformSettings | None:
-    """Read ``transforms = true | false | {pad = .., ...}``."""
+def _numbers(value: list, n: int, key: str, where: str) -> tuple[float, ...]:
+    """Read a list of n finite numbers."""
+    ok = len(value) == n and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+    if not ok:
+        raise RecipeError(f"{where}: key {key!r} must be a list of {n} numbers")
+    return tuple(float(v) for v in value)
+
+
+def _crops(value: dict, where: str) -> CropSettings:
+    """Read MACO's crop augmentation from a transforms table."""
+    settings = CropSettings()
+    box = _numbers(value["box"], 2, "render.transforms.box", where) if "box" in value else None
+    if box and not 0 < box[0] <= box[1] <= 1:
+        raise RecipeError(
+            f"{where}: key 'render.transforms.box' must be [lo, hi], 0 < lo <= hi <= 1"
+        )
+    if value.get("crops", 1) < 1 or value.get("noise", 0) < 0:
+        raise RecipeError(f"{where}: 'render.transforms.crops' >= 1 and 'noise' >= 0")
+    return CropSettings(
+        crops=value.get("crops", settings.crops),
+        box=box or settings.box,
+        noise=float(value.get("noise", settings.noise)),
+    )
+
+
+def _transforms(value: bool | dict, where: str) -> TransformSettings | CropSettings | None:
+    """Read ``transforms = true | false | {pad = .., ...} | {crops = .., box = .., ...}``."""
     if value is False:
         return None
     if value is True:
         return TransformSettings()
     _check_table(value, "render.transforms", where)
+    if any(k in value for k in CROP_KEYS):
+        if not set(value) <= set(CROP_KEYS):
+            raise RecipeError(
+                f"{where}: 'render.transforms' takes either crop keys ({', '.join(CROP_KEYS)}) "
+                "or the standard stack's keys, not both"
+            )
+        return _crops(value, where)
     if "scales" in value:
-        value = {**value, "scales": tuple(float(s) for s in value["scales"])}
+        value = {
+            **value,
+            "scales": _numbers(
+                value["scales"], len(value["scales"]), "render.transforms.scales", where
+            ),
+        }
     return TransformSettings(**value)
 
 
-def _render(data: dict, where: str) -> RenderSettings:
-    """Build render settings from the ``[render]`` table."""
-    _check_table(data, "render", where)
+def _param_options(data: dict, where: str, base_dir: Path | None) -> dict:
+    """Read the options that go to the parameterization (decay, spectrum)."""
+    param = data.get("param", "fft")
+    options = {}
+    if "decay" in data:
+        if param != "fft":
+            raise RecipeError(f"{where}: key 'render.decay' applies to param = 'fft' only")
+        options["decay"] = float(data["decay"])
+    if "spectrum" in data:
+        if param != "maco":
+            raise RecipeError(f"{where}: key 'render.spectrum' applies to param = 'maco' only")
+        path = (base_dir or Path.cwd()) / data["spectrum"]
+        if not path.is_file():
+            raise RecipeError(
+                f"{where}: key 'render.spectrum': file {path} does not exist; "
+                "write one with `atlas spectrum FOLDER --out FILE`"
+            )
+        options["spectrum"] = str(path.resolve())
+    return options
+
+
+def render_settings(
+    data: dict, where: str, base_dir: Path | None = None, table: str = "render"
+) -> RenderSettings:
+    """Build render settings from a ``[render]`` table (or keywords of the same names)."""
+    _check_table(data, table, where)
+    data = {k: v for k, v in data.items() if k not in UNIT_KEYS and k != "name"}
     defaults = RenderSettings()
     if data.get("steps", 1) < 1 or data.get("lr", 1) <= 0:
         raise RecipeError(f"{where}: 'render.steps' and 'render.lr' must be positive")
-    if "decay" in data and data.get("param", "fft") != "fft":
-        raise RecipeError(f"{where}: key 'render.decay' applies to param = 'fft' only")
+    if data.get("optimizer", "adam") not in OPTIMIZERS:
+        raise RecipeError(f"{where}: key 'render.optimizer' must be one of {', '.join(OPTIMIZERS)}")
     return RenderSettings(
         size=_size(data["size"], where) if "size" in data else defaults.size,
         steps=data.get("steps", defaults.steps),
-        lr=float(data.get("lr", defaults.lr)),
+        lr=float(data["lr"]) if "lr" in data else None,
         param=data.get("param", defaults.param),
-        param_options={"decay": float(data["decay"])} if "decay" in data else {},
+        param_options=_param_options(data, where, base_dir),
         decorrelate=data.get("decorrelate", defaults.decorrelate),
-        transforms=_transforms(data.get("transforms", True), where),
-        regularizers={k: float(v) for k, v in data.get("regularizers", {}).items()},
+        transforms=_transforms(data["transforms"], where) if "transforms" in data else DEFAULT,
+        regularizers=_regularizers(data.get("regularizers", {}), where),
         redirect_relu_steps=data.get("redirect_relu_steps", defaults.redirect_relu_steps),
+        optimizer=data.get("optimizer"),
+        alpha=data.get("alpha", False),
     )
 
 
-def parse_recipe(data: dict, where: str, name: str = "atlas") -> Recipe:
+def _regularizers(value: dict, where: str) -> dict[str, float]:
+    """Read ``regularizers = {name = weight}``."""
+    out = {}
+    for name, weight in value.items():
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not math.isfinite(weight)
+        ):
+            raise RecipeError(f"{where}: key 'render.regularizers.{name}' must be a finite number")
+        out[name] = float(weight)
+    return out
+
+
+def _pictures(data: dict, where: str, base_dir: Path | None) -> list[Picture]:
+    """Read the recipe's ``[[pictures]]``: each a name, an expression and render overrides."""
+    pictures, names = [], set()
+    render = data.get("render", {})
+    for i, table in enumerate(data.get("pictures", [])):
+        if not isinstance(table, dict):
+            raise RecipeError(f"{where}: 'pictures' must be [[pictures]] tables")
+        name = table.get("name")
+        label = f"{where}: picture {name!r}" if name else f"{where}: pictures[{i}]"
+        _check_table(table, "pictures", label)
+        if not name or "objective" not in table:
+            raise RecipeError(f"{label}: each [[pictures]] needs a 'name' and an 'objective'")
+        if name in names:
+            raise RecipeError(f"{label}: two pictures are named {name!r}")
+        names.add(name)
+        overrides = {k: v for k, v in table.items() if k not in ("name", "objective", "seed")}
+        settings = render_settings({**render, **overrides}, label, base_dir)
+        expression = parse_expression(table["objective"], label)
+        pictures.append(
+            Picture(name, expression, settings, table.get("seed", render.get("seed", 0)))
+        )
+    return pictures
+
+
+def parse_recipe(
+    data: dict, where: str, name: str = "atlas", base_dir: Path | None = None
+) -> Recipe:
     """Validate TOML data into a Recipe; where names the file in errors."""
     _check_table(data, "", where)
     for table in ("model", "run", "output"):
@@ -150,6 +297,8 @@ def parse_recipe(data: dict, where: str, name: str = "atlas") -> Recipe:
     for key in ("batch_size", "jobs", "max_channels"):
         if run.get(key, 1) < 1:
             raise RecipeError(f"{where}: key 'run.{key}' must be at least 1")
+    if render.get("diversity", 0) not in range(2, 65) and "diversity" in render:
+        raise RecipeError(f"{where}: key 'render.diversity' must be from 2 to 64 pictures")
     if run.get("backend", "loky") not in BACKENDS:
         raise RecipeError(f"{where}: key 'run.backend' must be one of {', '.join(BACKENDS)}")
     out_dir = data.get("output", {}).get("dir")
@@ -163,7 +312,11 @@ def parse_recipe(data: dict, where: str, name: str = "atlas") -> Recipe:
         model_options=model.get("options", {}),
         objective=render.get("objective", "channel"),
         seed=render.get("seed", 0),
-        render=_render({k: v for k, v in render.items() if k not in ("objective", "seed")}, where),
+        render=render_settings(render, where, base_dir),
+        negative=render.get("negative", False),
+        diversity=render.get("diversity", 0),
+        diversity_weight=float(render.get("diversity_weight", DIVERSITY_WEIGHT)),
+        pictures=_pictures(data, where, base_dir),
         batch_size=run.get("batch_size", 64),
         device=run.get("device", "auto"),
         backend=run.get("backend", "loky"),
@@ -183,7 +336,7 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
         text = path.read_text("utf-8")
     except OSError as exc:
         raise RecipeError(f"cannot read recipe {path}: {exc.strerror}") from None
-    recipe = parse_recipe(_loads(text, str(path)), str(path), path.stem)
+    recipe = parse_recipe(_loads(text, str(path)), str(path), path.stem, path.parent)
     recipe.path = path
     return recipe
 

@@ -3,54 +3,118 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .adapter import ModelAdapter
+from .errors import AtlasError
 from .layers import Probe
-from .objectives import Objective
+from .objectives import INPUT, Objective
 from .params import ImageParam
 from .plugins import Registry
-from .regularizers import Penalty
+from .regularizers import Penalty, blur_penalty
 from .relu import redirect_relus
-from .transforms import TransformSchedule, TransformSettings
+from .transforms import (
+    CropSchedule,
+    CropSettings,
+    TransformSchedule,
+    TransformSettings,
+    device_generators,
+)
 
 # Bump when a change to the optimiser changes the pictures: it is part of every cache key.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
+DEFAULT = "default"  # a setting left to the parameterization's defaults
+ALPHA_BLUR_WEIGHT = 0.1
+
+
+Transforms = TransformSettings | CropSettings | None
+OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
 
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """Everything besides the objective and seed that decides the picture."""
+    """Everything besides the objective and seed that decides the picture.
+
+    ``lr``, ``optimizer`` and ``transforms`` left as None / DEFAULT take the
+    parameterization's own defaults when a plan resolves them (see ``resolve``).
+    """
 
     size: tuple[int, int] | None = None  # None: the model's own input size
     steps: int = 256
-    lr: float = 0.05
+    lr: float | None = None
     param: str = "fft"
     param_options: dict = field(default_factory=dict)
     decorrelate: bool = True
-    transforms: TransformSettings | None = field(default_factory=TransformSettings)
+    transforms: Transforms | str = DEFAULT
     regularizers: dict[str, float] = field(default_factory=dict)
     redirect_relu_steps: int = 16
+    optimizer: str | None = None
+    alpha: bool = False
 
     def as_dict(self) -> dict:
         """Return canonical plain data for cache keys."""
+        transforms = self.transforms
         return {
             "size": list(self.size) if self.size else None,
             "steps": self.steps,
             "lr": self.lr,
+            "optimizer": self.optimizer,
             "param": self.param,
-            "param_options": dict(sorted(self.param_options.items())),
+            "param_options": _options_identity(self.param_options),
             "decorrelate": self.decorrelate,
-            "transforms": self.transforms.as_dict() if self.transforms else None,
+            "transforms": transforms.as_dict() if hasattr(transforms, "as_dict") else transforms,
             "regularizers": dict(sorted(self.regularizers.items())),
             "redirect_relu_steps": self.redirect_relu_steps,
+            "alpha": self.alpha,
             "engine": ENGINE_VERSION,
         }
+
+
+def _options_identity(options: dict) -> dict:
+    """Return parameterization options for a cache key: files by their content's digest."""
+    out = {}
+    for key, value in sorted(options.items()):
+        if key == "spectrum" and isinstance(value, str):
+            value = {"sha256": hashlib.sha256(Path(value).read_bytes()).hexdigest()}
+        out[key] = value
+    return out
+
+
+def _transforms_from(value: object) -> Transforms:
+    """Map a parameterization's default transforms (True, False, "crops") to settings."""
+    if value is True:
+        return TransformSettings()
+    if value == "crops":
+        return CropSettings()
+    return value or None
+
+
+def resolve(settings: RenderSettings, registry: Registry) -> RenderSettings:
+    """Fill lr, optimizer and transforms left open with the parameterization's defaults."""
+    factory = registry.get("parameterizations", settings.param)
+    defaults = {**ImageParam.defaults, **getattr(factory, "defaults", {})}
+    if settings.alpha and "alpha" not in inspect.signature(factory).parameters:
+        raise AtlasError(
+            f"parameterization {settings.param!r} cannot make transparent pictures; "
+            "use param = 'fft', 'pixel' or 'cppn' with alpha = true"
+        )
+    transforms = settings.transforms
+    return replace(
+        settings,
+        lr=float(settings.lr if settings.lr is not None else defaults["lr"]),
+        optimizer=settings.optimizer or defaults["optimizer"],
+        transforms=_transforms_from(defaults["transforms"])
+        if transforms == DEFAULT
+        else transforms,
+    )
 
 
 @dataclass
@@ -80,11 +144,68 @@ def _model_input(adapter: ModelAdapter, image: torch.Tensor) -> torch.Tensor:
 
 
 def _score(
-    adapter: ModelAdapter, objective: Objective, probe: Probe, image: torch.Tensor
+    adapter: ModelAdapter,
+    objective: Objective,
+    probe: Probe,
+    view: torch.Tensor,
+    picture: torch.Tensor,
+    crops: int = 1,
 ) -> torch.Tensor:
-    """Return the objective's float32 score per image."""
-    with _autocast(image.device):
-        return objective(probe(_model_input(adapter, image))).float()
+    """Return the objective's float32 score per picture, averaged over its crops.
+
+    view holds crops x B transformed images (crop-major); objectives also see the
+    untransformed picture under ``'input'``.
+    """
+    with _autocast(view.device):
+        acts = probe(_model_input(adapter, view))
+        b = picture.shape[0]
+        scores = []
+        for k in range(crops):
+            chunk = {name: act[k * b : (k + 1) * b] for name, act in acts.items()}
+            chunk[INPUT] = picture
+            scores.append(objective(chunk).float())
+    return scores[0] if crops == 1 else torch.stack(scores).mean(0)
+
+
+class _Backgrounds:
+    """Random backgrounds for transparent pictures: smooth noise, new every step."""
+
+    def __init__(self, generators: Sequence[torch.Generator], device: torch.device):
+        self.generators = device_generators(generators, device)
+
+    def composite(self, picture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the colours laid over a fresh background, and the alpha channel."""
+        colour, alpha = picture[:, :-1], picture[:, -1:]
+        c, (h, w) = colour.shape[1], colour.shape[-2:]
+        small = (c, max(1, h // 8), max(1, w // 8))
+        noise = torch.stack(
+            [torch.rand(small, generator=g, device=picture.device) for g in self.generators]
+        )
+        background = F.interpolate(noise, size=(h, w), mode="bilinear", align_corners=False)
+        return colour * alpha + background.to(colour.dtype) * (1 - alpha), alpha
+
+
+def _over_grey(picture: torch.Tensor, alpha: bool) -> torch.Tensor:
+    """Return a picture as the model sees it for its final score: alpha over mid-grey."""
+    if not alpha:
+        return picture
+    colour, opacity = picture[:, :-1], picture[:, -1:]
+    return colour * opacity + 0.5 * (1 - opacity)
+
+
+def _schedule(
+    settings: RenderSettings,
+    generators: Sequence[torch.Generator],
+    out_size: tuple[int, int],
+    device: torch.device,
+) -> TransformSchedule | CropSchedule | None:
+    """Return the transform schedule the settings ask for, drawn from the generators."""
+    transforms = settings.transforms
+    if isinstance(transforms, CropSettings):
+        return CropSchedule(transforms, settings.steps, generators, out_size, device)
+    if isinstance(transforms, TransformSettings):
+        return TransformSchedule(transforms, settings.steps, generators, device)
+    return None
 
 
 def _prepare(
@@ -93,19 +214,21 @@ def _prepare(
     settings: RenderSettings,
     registry: Registry,
     device: torch.device,
-) -> tuple[ImageParam, TransformSchedule | None, list[tuple[float, Penalty]]]:
-    """Build the batch's images, its transform schedule and its penalties on device."""
+) -> tuple[
+    ImageParam,
+    TransformSchedule | CropSchedule | None,
+    list[tuple[float, Penalty]],
+    list[torch.Generator],
+]:
+    """Build the batch's images, transform schedule, penalties and generators on device."""
     generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     shape = (len(seeds), adapter.input.channels, *(settings.size or adapter.input.size))
     make_param = registry.get("parameterizations", settings.param)
+    extra = {"alpha": True} if settings.alpha else {}
     param = make_param(
-        shape, generators, decorrelate=settings.decorrelate, **settings.param_options
+        shape, generators, decorrelate=settings.decorrelate, **settings.param_options, **extra
     ).to(device)
-    schedule = (
-        TransformSchedule(settings.transforms, settings.steps, generators, device)
-        if settings.transforms
-        else None
-    )
+    schedule = _schedule(settings, generators, tuple(adapter.input.size), device)
     penalties = [
         (weight, registry.get("regularizers", name)())
         for name, weight in settings.regularizers.items()
@@ -113,7 +236,7 @@ def _prepare(
     adapter.module.to(device)
     if device.type == "cuda":
         adapter.module.to(memory_format=torch.channels_last)
-    return param, schedule, penalties
+    return param, schedule, penalties, generators
 
 
 def render(
@@ -127,17 +250,26 @@ def render(
 ) -> RenderResult:
     """Optimise one image per seed so that objective (one score per image) rises."""
     device = torch.device(device)
-    param, schedule, penalties = _prepare(adapter, seeds, settings, registry, device)
-    optimizer = torch.optim.Adam(param.parameters(), lr=settings.lr)
+    if settings.lr is None or settings.optimizer is None or settings.transforms == DEFAULT:
+        settings = resolve(settings, registry)
+    param, schedule, penalties, generators = _prepare(adapter, seeds, settings, registry, device)
+    backgrounds = _Backgrounds(generators, device) if settings.alpha else None
+    crops = schedule.crops if schedule else 1
+    optimizer = OPTIMIZERS[settings.optimizer](param.parameters(), lr=settings.lr)
     curve = torch.zeros(settings.steps, len(seeds), device=device)
     with Probe(adapter, objective.layers) as probe, contextlib.ExitStack() as redirect:
         redirect.enter_context(redirect_relus(adapter.module))
         for step in range(settings.steps):
             if step == settings.redirect_relu_steps:
                 redirect.close()
-            image = param()
-            score = _score(adapter, objective, probe, schedule(image, step) if schedule else image)
+            picture = param()
+            image, alpha = backgrounds.composite(picture) if backgrounds else (picture, None)
+            view = schedule(image, step) if schedule else image
+            score = _score(adapter, objective, probe, view, image, crops)
             loss = -score.sum() + sum(w * penalty(image).sum() for w, penalty in penalties)
+            if alpha is not None:
+                loss = loss + (score * alpha.flatten(1).mean(1)).sum()
+                loss = loss + ALPHA_BLUR_WEIGHT * blur_penalty(alpha).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -146,10 +278,11 @@ def render(
                 on_step(step)
         redirect.close()
         with torch.no_grad():
-            image = param()
-            final = _score(adapter, objective, probe, image)
+            picture = param()
+            image = _over_grey(picture, settings.alpha)
+            final = _score(adapter, objective, probe, image, image)
     return RenderResult(
-        images=image.float().permute(0, 2, 3, 1).cpu().numpy(),
+        images=picture.float().permute(0, 2, 3, 1).cpu().numpy(),
         final=final.cpu().numpy(),
         curve=curve.cpu().numpy(),
     )

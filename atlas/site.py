@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -16,8 +16,9 @@ from .errors import AtlasError
 from .images import thumbnail_png
 
 THUMB_SIZE = 160
+PICTURES_PAGE = "pictures.html"
 STATIC_FILES = ("atlas.css", "atlas.js")
-GENERATED = ("layers", "units", "images", "thumbs", "static")
+GENERATED = ("layers", "units", "pictures", "images", "thumbs", "static")
 
 
 def slugify(name: str, taken: set[str]) -> str:
@@ -68,16 +69,26 @@ def _write_page(env: jinja2.Environment, template: str, out: Path, rel: str, **c
     atomic_write(out / rel, html.encode("utf-8"))
 
 
-def _copy_images(manifest: Mapping, images: Mapping[str, Path], out: Path) -> None:
-    """Copy each unit's picture into the site and write its thumbnail."""
+def picture_records(manifest: Mapping) -> Iterator[Mapping]:
+    """Yield every record of the manifest that stands for one stored picture."""
     for layer in manifest["layers"]:
         for unit in layer["units"]:
-            source = images.get(unit["key"])
-            if source is None:
-                continue
-            data = Path(source).read_bytes()
-            atomic_write(out / unit["image"], data)
-            atomic_write(out / unit["thumb"], thumbnail_png(data, THUMB_SIZE))
+            yield unit
+            if unit.get("negative"):
+                yield unit["negative"]
+            yield from unit.get("diversity", [])
+    yield from manifest.get("pictures", [])
+
+
+def _copy_images(manifest: Mapping, images: Mapping[str, Path], out: Path) -> None:
+    """Copy each stored picture into the site and write its thumbnail."""
+    for record in picture_records(manifest):
+        source = images.get(record["key"])
+        if source is None or not record.get("image"):
+            continue
+        data = Path(source).read_bytes()
+        atomic_write(out / record["image"], data)
+        atomic_write(out / record["thumb"], thumbnail_png(data, THUMB_SIZE))
 
 
 def prepare_out_dir(out: Path) -> None:
@@ -89,6 +100,25 @@ def prepare_out_dir(out: Path) -> None:
         )
     for name in GENERATED:
         shutil.rmtree(out / name, ignore_errors=True)
+
+
+def _write_pictures(env: jinja2.Environment, out: Path, manifest: Mapping) -> None:
+    """Write the page listing the composed pictures and one page per picture."""
+    pictures = manifest.get("pictures", [])
+    if not pictures:
+        return
+    _write_page(env, "pictures.html", out, PICTURES_PAGE, manifest=manifest)
+    for i, picture in enumerate(pictures):
+        _write_page(
+            env,
+            "picture.html",
+            out,
+            picture["page"],
+            manifest=manifest,
+            picture=picture,
+            prev=pictures[i - 1] if i else None,
+            next=pictures[i + 1] if i + 1 < len(pictures) else None,
+        )
 
 
 def write_site(
@@ -105,7 +135,9 @@ def write_site(
     for name in STATIC_FILES:
         (out / "static").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(builtin_templates() / name, out / "static" / name)
-    _write_page(env, "index.html", out, "index.html", manifest=manifest)
+    _write_page(
+        env, "index.html", out, "index.html", manifest=manifest, pictures_page=PICTURES_PAGE
+    )
     for layer in manifest["layers"]:
         _write_page(env, "layer.html", out, layer["page"], manifest=manifest, layer=layer)
         units = layer["units"]
@@ -121,5 +153,6 @@ def write_site(
                 prev=units[i - 1] if i else None,
                 next=units[i + 1] if i + 1 < len(units) else None,
             )
+    _write_pictures(env, out, manifest)
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=1).encode("utf-8"))
     return out / "index.html"

@@ -41,6 +41,8 @@ NO_TRANSFORMS = TransformSettings(pad=0, jitter=0, scales=(1.0,), degrees=0.0, j
 class TransformSchedule:
     """Every step's random transform for every image, drawn up front from per-image generators."""
 
+    crops = 1  # one transformed view of each image per step
+
     def __init__(
         self,
         settings: TransformSettings,
@@ -88,3 +90,84 @@ class TransformSchedule:
             image - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
         return moved + 0.5
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """MACO's augmentation: several random crops of the canvas per step, plus noise.
+
+    Each crop's side is a fraction of the canvas drawn from ``box``; its centre is drawn
+    around the middle (sd 0.15) and kept inside the canvas; crops are resampled to the
+    model's input size; ``noise`` is the scale of the normal and uniform noise added.
+    """
+
+    crops: int = 6
+    box: tuple[float, float] = (0.5, 1.0)
+    noise: float = 0.05
+
+    def as_dict(self) -> dict:
+        """Return plain data for cache keys."""
+        return {"crops": self.crops, "box": list(self.box), "noise": self.noise}
+
+
+def device_generators(generators: Sequence[torch.Generator], device) -> list[torch.Generator]:
+    """Return one generator on device per image, seeded from that image's own generator."""
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) for g in generators]
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+
+class CropSchedule:
+    """Every step's crops for every image, drawn up front; noise drawn per image per step."""
+
+    def __init__(
+        self,
+        settings: CropSettings,
+        steps: int,
+        generators: Sequence[torch.Generator],
+        out_size: tuple[int, int],
+        device: torch.device | str = "cpu",
+    ):
+        self.settings, self.out_size, self.crops = settings, tuple(out_size), settings.crops
+        lo, hi = settings.box
+        boxes, centres = [], []
+        for g in generators:
+            box = lo + (hi - lo) * torch.rand(steps, self.crops, generator=g)
+            centre = 0.5 + 0.15 * torch.randn(steps, self.crops, 2, generator=g)
+            half = box[..., None] / 2
+            boxes.append(box)
+            centres.append(torch.minimum(torch.maximum(centre, half), 1 - half))
+        self.box = torch.stack(boxes, 2).to(device)  # (steps, crops, B)
+        self.centre = torch.stack(centres, 2).to(device)  # (steps, crops, B, 2)
+        self.noise = device_generators(generators, device)
+
+    def __call__(self, image: torch.Tensor, step: int) -> torch.Tensor:
+        """Return crops x B images (crop-major) resampled to the output size, with noise."""
+        c = image.shape[1]
+        box = self.box[step].reshape(-1).to(image.dtype)
+        centre = (self.centre[step].reshape(-1, 2) * 2 - 1).to(image.dtype)
+        zero = torch.zeros_like(box)
+        theta = torch.stack(
+            [
+                torch.stack([box, zero, centre[:, 0]], -1),
+                torch.stack([zero, box, centre[:, 1]], -1),
+            ],
+            1,
+        )
+        tiled = image.repeat(self.crops, 1, 1, 1)
+        grid = F.affine_grid(theta, [tiled.shape[0], c, *self.out_size], align_corners=False)
+        crops = F.grid_sample(
+            tiled, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        if self.settings.noise:
+            shape = (self.crops, c, *self.out_size)
+            noise = torch.stack(
+                [
+                    torch.randn(shape, generator=g, device=image.device)
+                    + torch.rand(shape, generator=g, device=image.device)
+                    - 0.5
+                    for g in self.noise
+                ],
+                1,
+            )
+            crops = crops + self.settings.noise * noise.reshape_as(crops).to(crops.dtype)
+        return crops
