@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["build"]
+__all__ = ["Visualization", "build", "objective", "objectives", "visualize"]
+
+_LAZY = {
+    "build": ("atlas.api", "build"),
+    "visualize": ("atlas.visualization", "visualize"),
+    "Visualization": ("atlas.visualization", "Visualization"),
+    "objective": ("atlas.objectives", "objective"),
+    "objectives": ("atlas.objectives", None),
+}
 
 
 def __getattr__(name: str):
     """Import the API lazily, so ``import atlas`` stays cheap and has no side effects."""
-    if name == "build":
-        from .api import build
+    if name not in _LAZY:
+        raise AttributeError(f"module 'atlas' has no attribute {name!r}")
+    import importlib
 
-        return build
-    raise AttributeError(f"module 'atlas' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -13,8 +13,7 @@ from torch import nn
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelAdapter
 from .errors import AtlasError, suggest
 from .pipeline import BuildResult, run_build
-from .recipe import Recipe, load_recipe
-from .render import RenderSettings
+from .recipe import Recipe, load_recipe, render_settings, unit_settings
 
 
 def module_digest(module: nn.Module) -> str:
@@ -34,12 +33,22 @@ def adapt(
     std: Sequence[float] | None = None,
     labels: Sequence[str] | None = None,
     name: str | None = None,
+    value_range: Sequence[float] = (0.0, 1.0),
+    fixed_size: bool = False,
 ) -> ModelAdapter:
     """Wrap a live module in an adapter; mean and std default to ImageNet's for RGB."""
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     mean = tuple(mean) if mean else (IMAGENET_MEAN if channels == 3 else (0.5,) * channels)
     std = tuple(std) if std else (IMAGENET_STD if channels == 3 else (0.25,) * channels)
-    spec = InputSpec(channels=channels, size=size, mean=mean, std=std)
+    lo, hi = (float(v) for v in value_range)
+    spec = InputSpec(
+        channels=channels,
+        size=size,
+        mean=mean,
+        std=std,
+        value_range=(lo, hi),
+        fixed_size=bool(fixed_size),
+    )
     return ModelAdapter(
         module=module,
         source=f"python/{name or type(module).__name__}",
@@ -47,6 +56,21 @@ def adapt(
         weights_digest=module_digest(module),
         labels={"output": list(labels)} if labels else {},
     )
+
+
+def as_adapter(model: nn.Module | ModelAdapter, options: dict | None = None) -> ModelAdapter:
+    """Return an adapter for a live module (options: adapt()'s keywords) or the adapter."""
+    if isinstance(model, ModelAdapter):
+        return model
+    try:
+        return adapt(model, **(options or {}))
+    except TypeError:
+        known = [p for p in inspect.signature(adapt).parameters if p != "module"]
+        bad = next((k for k in options or {} if k not in known), None)
+        raise AtlasError(
+            f"options for a live module take {', '.join(known)}; not {bad!r}"
+            f"{suggest(bad or '', known)}"
+        ) from None
 
 
 def build(
@@ -70,22 +94,18 @@ def build(
     ``model`` may be a live ``nn.Module`` (``options`` then holds adapt()'s keywords:
     input_size, channels, mean, std, labels), an adapter, or a source string such as
     ``"torchvision/resnet18"`` (``options`` as a recipe's model.options). ``render``
-    keywords are RenderSettings fields (size, steps, lr, param, ...).
+    keywords are the recipe's ``[render]`` keys, with the values a recipe takes
+    (``size=128``, ``transforms=False``, ``regularizers={"tv": 0.05}``, ...).
     """
     if model is None:
         parsed = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
         return run_build(parsed, cache_dir, out_dir, show_progress=show_progress)
     if not layers:
         raise AtlasError("atlas.build(model=...) needs layers=[...], e.g. layers=['output']")
-    known = {f.name for f in fields(RenderSettings)}
-    for key in render:
-        if key not in known:
-            raise AtlasError(f"atlas.build() got an unknown keyword {key!r}{suggest(key, known)}")
+    settings = render_settings(render, "atlas.build()")
     adapter = None
-    if isinstance(model, nn.Module):
-        adapter = adapt(model, **(options or {}))
-    elif isinstance(model, ModelAdapter):
-        adapter = model
+    if isinstance(model, (nn.Module, ModelAdapter)):
+        adapter = as_adapter(model, options)
     source = adapter.source if adapter else str(model)
     name = source.replace("/", "-").replace(":", "-")
     parsed = Recipe(
@@ -94,10 +114,11 @@ def build(
         name=name,
         title=title or source,
         model_options={} if adapter else dict(options or {}),
-        render=RenderSettings(**render),
+        render=settings,
         batch_size=batch_size,
         jobs=jobs,
         device=device,
         max_channels=max_channels,
+        **unit_settings(render, "atlas.build()"),
     )
     return run_build(parsed, cache_dir, out_dir, adapter=adapter, show_progress=show_progress)

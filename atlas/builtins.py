@@ -11,25 +11,30 @@ from .sources import ModelSource
 
 @hookimpl
 def feature_atlas_register_objectives(register: Register) -> None:
-    """Register channel, neuron and layer objectives."""
+    """Register channel, neuron, layer, direction and diversity objectives."""
     register("channel", objectives.channel)
     register("neuron", objectives.neuron)
     register("layer", objectives.layer)
+    register("direction", objectives.direction)
+    register("diversity", objectives.diversity)
 
 
 @hookimpl
 def feature_atlas_register_regularizers(register: Register) -> None:
-    """Register total variation, L1 and L2 penalties."""
+    """Register total variation, L1, L2 and blur penalties."""
     register("tv", regularizers.total_variation)
     register("l1", regularizers.l1)
     register("l2", regularizers.l2)
+    register("blur", regularizers.blur)
 
 
 @hookimpl
 def feature_atlas_register_parameterizations(register: Register) -> None:
-    """Register the FFT and pixel parameterizations."""
+    """Register the FFT, pixel, MACO and CPPN parameterizations."""
     register("fft", params.FFTImage)
     register("pixel", params.PixelImage)
+    register("maco", params.MacoImage)
+    register("cppn", params.CPPNImage)
 
 
 def _lazy(module: str, name: str):

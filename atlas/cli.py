@@ -96,7 +96,7 @@ def build(
     result = run_build(
         parsed, cache_dir, out_dir, registry, template_dirs=template_dirs, show_progress=not quiet
     )
-    cached = len(result.plan.cached)
+    cached = result.plan.cached_images
     if result.computed == 0 and not result.failed:
         click.echo(f"all {cached} pictures came from the cache; nothing computed", err=True)
     else:

@@ -85,7 +85,7 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
 
 
-def _curve(values: np.ndarray) -> list[float]:
+def curve_points(values: np.ndarray) -> list[float]:
     """Downsample one image's objective curve to at most CURVE_POINTS values."""
     idx = np.unique(np.linspace(0, len(values) - 1, min(CURVE_POINTS, len(values))).astype(int))
     return [round(float(values[i]), 5) for i in idx]
@@ -101,7 +101,7 @@ def _store(cache_root: str, tasks: Sequence[Task], result, seconds: float) -> No
                 **task.meta,
                 "name": task.name,
                 "objective_final": float(result.final[row]),
-                "curve": _curve(result.curve[:, row]),
+                "curve": curve_points(result.curve[:, row]),
                 "steps": task.settings.steps,
                 "seconds": round(seconds / len(result.final), 4),
                 "spec": task.spec,

@@ -13,6 +13,7 @@ from .adapter import ModelAdapter
 from .errors import LayerError, ModelError, unknown
 
 OUTPUT = "output"
+INPUT = "input"  # not a layer: objectives find the picture itself under this name
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class Probe:
         self.adapter = adapter
         wanted = set(names)
         self.need_output = OUTPUT in wanted
-        self.targets = wanted - {OUTPUT}
+        self.targets = wanted - {OUTPUT, INPUT}
         self._acts: dict[str, torch.Tensor] = {}
         self._hooks: list = []
 
@@ -194,6 +195,8 @@ class Probe:
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the wanted activations for input x."""
         self._acts = {}
+        if not self.targets and not self.need_output:
+            return self._acts  # the objective reads only the picture itself
         try:
             raw = self.adapter.module(x)
             if self.need_output:

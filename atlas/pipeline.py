@@ -27,7 +27,7 @@ from .sources import load_model
 
 @dataclass
 class BuildResult:
-    """What a build did: the plan, how many units it computed, failures and the site."""
+    """What a build did: the plan, how many pictures it computed, failures and the site."""
 
     plan: Plan
     computed: int = 0
@@ -65,6 +65,8 @@ def _unit_record(unit: Unit, slug: str, entries: Mapping[str, Entry | None], err
             f"images/{base}-negative.png",
             f"thumbs/{base}-negative.png",
         )
+    if negative and negative["objective_final"] is not None:
+        negative["objective_final"] = -negative["objective_final"]  # the unit's own value
     diversity = []
     if unit.diversity is not None:
         for i, key in enumerate(unit.diversity.keys):
@@ -197,7 +199,7 @@ def check_device(name: str) -> None:
         )
 
 
-def _settle(settings: RenderSettings, adapter: ModelAdapter, registry: Registry, where: str):
+def settle(settings: RenderSettings, adapter: ModelAdapter, registry: Registry, where: str):
     """Fill what a recipe left open: the canvas size and the parameterization's defaults."""
     size = settings.size or tuple(adapter.input.size)
     try:
@@ -219,11 +221,11 @@ def plan_build(
     check_device(recipe.device)
     where = str(recipe.path) if recipe.path else recipe.name
     pictures = [
-        replace(p, render=_settle(p.render, adapter, registry, f"{where}: picture {p.name!r}"))
+        replace(p, render=settle(p.render, adapter, registry, f"{where}: picture {p.name!r}"))
         for p in recipe.pictures
     ]
     recipe = replace(
-        recipe, render=_settle(recipe.render, adapter, registry, where), pictures=pictures
+        recipe, render=settle(recipe.render, adapter, registry, where), pictures=pictures
     )
     context = Context(
         recipe.model,
@@ -276,4 +278,5 @@ def run_build(
     manifest = make_manifest(plan, entries, failed)
     images = {key: entry.png for key, entry in entries.items() if entry}
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
-    return BuildResult(plan, len(outcomes) - len(failed), failed, index, manifest)
+    computed = sum(o.images for o in outcomes if not o.error)
+    return BuildResult(plan, computed, failed, index, manifest)

@@ -91,6 +91,11 @@ class Plan:
         return [t for u in self.units for t in u.tasks] + [p.task for p in self.pictures]
 
     @property
+    def cached_images(self) -> int:
+        """Return how many pictures the cache already holds."""
+        return sum(t.images for t in self.tasks if t.key in self.cached)
+
+    @property
     def missing(self) -> list[Task]:
         """Return the tasks the cache does not hold."""
         return [t for t in self.tasks if t.key not in self.cached]

@@ -76,7 +76,7 @@ SCHEMA["pictures"] = {
 }
 CROP_KEYS = ("crops", "box", "noise")
 OPTIMIZERS = ("adam", "nadam")
-DIVERSITY_WEIGHT = 100.0
+DIVERSITY_WEIGHT = 1.0  # lucid uses 100 on ImageNet nets; scale it to your objective
 
 
 @dataclass
@@ -280,6 +280,19 @@ def _pictures(data: dict, where: str, base_dir: Path | None) -> list[Picture]:
     return pictures
 
 
+def unit_settings(render: dict, where: str) -> dict:
+    """Read the render keys that say what to make for each unit (objective, seed, ...)."""
+    if "diversity" in render and render["diversity"] not in range(2, 65):
+        raise RecipeError(f"{where}: key 'render.diversity' must be from 2 to 64 pictures")
+    return {
+        "objective": render.get("objective", "channel"),
+        "seed": render.get("seed", 0),
+        "negative": render.get("negative", False),
+        "diversity": render.get("diversity", 0),
+        "diversity_weight": float(render.get("diversity_weight", DIVERSITY_WEIGHT)),
+    }
+
+
 def parse_recipe(
     data: dict, where: str, name: str = "atlas", base_dir: Path | None = None
 ) -> Recipe:
@@ -297,8 +310,6 @@ def parse_recipe(
     for key in ("batch_size", "jobs", "max_channels"):
         if run.get(key, 1) < 1:
             raise RecipeError(f"{where}: key 'run.{key}' must be at least 1")
-    if render.get("diversity", 0) not in range(2, 65) and "diversity" in render:
-        raise RecipeError(f"{where}: key 'render.diversity' must be from 2 to 64 pictures")
     if run.get("backend", "loky") not in BACKENDS:
         raise RecipeError(f"{where}: key 'run.backend' must be one of {', '.join(BACKENDS)}")
     out_dir = data.get("output", {}).get("dir")
@@ -310,13 +321,9 @@ def parse_recipe(
         description=data.get("description", ""),
         weights=model.get("weights"),
         model_options=model.get("options", {}),
-        objective=render.get("objective", "channel"),
-        seed=render.get("seed", 0),
         render=render_settings(render, where, base_dir),
-        negative=render.get("negative", False),
-        diversity=render.get("diversity", 0),
-        diversity_weight=float(render.get("diversity_weight", DIVERSITY_WEIGHT)),
         pictures=_pictures(data, where, base_dir),
+        **unit_settings(render, where),
         batch_size=run.get("batch_size", 64),
         device=run.get("device", "auto"),
         backend=run.get("backend", "loky"),
