@@ -13,7 +13,7 @@ from torch import nn
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelAdapter
 from .errors import AtlasError, suggest
 from .pipeline import BuildResult, run_build
-from .recipe import Recipe, load_recipe, render_settings, unit_settings
+from .recipe import Recipe, check_keywords, load_recipe, render_settings, unit_settings
 
 
 def module_digest(module: nn.Module) -> str:
@@ -102,6 +102,7 @@ def build(
         return run_build(parsed, cache_dir, out_dir, show_progress=show_progress)
     if not layers:
         raise AtlasError("atlas.build(model=...) needs layers=[...], e.g. layers=['output']")
+    check_keywords(render, "atlas.build()")
     settings = render_settings(render, "atlas.build()")
     adapter = None
     if isinstance(model, (nn.Module, ModelAdapter)):

@@ -1,4 +1,4 @@
-"""The ``atlas`` command: build, layers, plugins."""
+"""The ``atlas`` command: build, layers, plugins, spectrum."""
 
 from __future__ import annotations
 
@@ -165,6 +165,29 @@ def plugins(as_json) -> None:
             click.echo(f"  failed to load: {info.error}")
         for kind, names in sorted(info.registered.items()):
             click.echo(f"  {kind}: {', '.join(names)}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The .npy file to write (use it as render.spectrum with param = 'maco').",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=8, max=2048),
+    default=128,
+    show_default=True,
+    help="Side of the square the images are resized and centre-cropped to.",
+)
+def spectrum(folder, out, size) -> None:
+    """Measure the mean Fourier magnitude of the images under FOLDER, for MACO."""
+    from .spectrum import write_spectrum
+
+    click.echo(str(write_spectrum(folder, out, size).resolve()))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "model": {"source": (str,), "weights": (str,), "options": (dict,)},
     "render": {
-        "size": (int, list),
+        "size": (int, list, tuple),
         "steps": (int,),
         "lr": (float, int),
         "param": (str,),
@@ -216,6 +216,14 @@ def _param_options(data: dict, where: str, base_dir: Path | None) -> dict:
     return options
 
 
+def check_keywords(keywords: dict, where: str) -> None:
+    """Raise naming the first keyword that is not a ``[render]`` key, with close matches."""
+    known = SCHEMA["render"]
+    for key in keywords:
+        if key not in known:
+            raise RecipeError(f"{where} got an unknown keyword {key!r}{suggest(key, known)}")
+
+
 def render_settings(
     data: dict, where: str, base_dir: Path | None = None, table: str = "render"
 ) -> RenderSettings:
@@ -282,8 +290,8 @@ def _pictures(data: dict, where: str, base_dir: Path | None) -> list[Picture]:
 
 def unit_settings(render: dict, where: str) -> dict:
     """Read the render keys that say what to make for each unit (objective, seed, ...)."""
-    if "diversity" in render and render["diversity"] not in range(2, 65):
-        raise RecipeError(f"{where}: key 'render.diversity' must be from 2 to 64 pictures")
+    if render.get("diversity", 0) not in (0, *range(2, 65)):
+        raise RecipeError(f"{where}: key 'render.diversity' must be 0 (off) or 2 to 64 pictures")
     return {
         "objective": render.get("objective", "channel"),
         "seed": render.get("seed", 0),

@@ -25,7 +25,7 @@ from .objectives import INPUT, Diversity, Objective, stack
 from .pipeline import check_device, settle
 from .plan import Task, batches, make_task
 from .plugins import Registry, load_registry
-from .recipe import DIVERSITY_WEIGHT, render_settings
+from .recipe import DIVERSITY_WEIGHT, check_keywords, render_settings
 from .render import render
 from .sources import load_model
 
@@ -152,6 +152,7 @@ def visualize(
     """
     registry = registry or load_registry()
     adapter = _adapter(model, options, weights, registry)
+    check_keywords(render_keys, "atlas.visualize()")
     settings = settle(render_settings(render_keys, "atlas.visualize()"), adapter, registry, "")
     check_device(device)
     found = catalogue(adapter)

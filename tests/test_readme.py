@@ -29,3 +29,20 @@ def test_readme_recipes_are_valid(block):
     recipe = parse_recipe(tomllib.loads(block), "README.md")
     namespace, _ = parse(recipe.model)
     assert namespace in load_registry().names("models")
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}")
+    return README[start : README.index("\n## ", start + 3)]
+
+
+def test_the_notebook_examples_run(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", _section("From a notebook"), re.S)
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # the README's own examples
+    assert namespace["v"].images.shape == (2, 64, 64, 3)
+    for name in ("circle-minus-square.png", "warm-circles.png", "alpha.png"):
+        assert (tmp_path / name).stat().st_size > 1000

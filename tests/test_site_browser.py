@@ -19,10 +19,19 @@ ARGS = [
 ]
 
 
+PICTURES = """
+[[pictures]]
+name = "<script>window.pwned = 1</script> circle - square"
+objective = "channel('output', 'circle') - channel('output', 'square', mask='left')"
+"""
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    (root / "tiny.toml").write_text(TINY_RECIPE)
+    (root / "tiny.toml").write_text(
+        TINY_RECIPE.replace("[render]\n", "[render]\nnegative = true\n") + PICTURES
+    )
     result = atlas(
         "build",
         str(root / "tiny.toml"),
@@ -75,3 +84,22 @@ def test_sort_by_objective_reorders_the_grid(site, page):
     script = "us => us.map(u => parseFloat(u.dataset.objective))"
     values = page.eval_on_selector_all(".unit", script)
     assert values == sorted(values, reverse=True)
+
+
+def test_composed_pictures_and_negatives_are_shown(site, page):
+    page.goto((site / "index.html").as_uri())
+    page.click("text=Composed pictures")
+    assert page.url.endswith("/pictures.html")
+    page.wait_for_load_state("load")
+    assert all(width > 0 for width in loaded_images(page))
+    caption = page.inner_text(".unit .caption")
+    assert caption == "<script>window.pwned = 1</script> circle - square"
+    assert page.evaluate("window.pwned") is None
+    page.click(".unit")
+    assert "/pictures/" in page.url
+    assert page.eval_on_selector("img.picture", "i => i.naturalWidth") == 32
+    assert "mask='left'" in page.inner_text("code.expression")
+    page.goto((site / "units" / "output" / "1.html").as_uri())
+    widths = page.eval_on_selector_all("img.picture", "is => is.map(i => i.naturalWidth)")
+    assert widths == [32, 32]
+    assert "Negative" in page.inner_text(".negative figcaption")

@@ -172,3 +172,28 @@ def test_stacked_batches_score_each_image_with_its_own_objective(adapter):
     acts = forward_layers(adapter, adapter.input.normalize(image), ["conv2"])
     expected = torch.stack([p({"conv2": acts["conv2"][i : i + 1]})[0] for i, p in enumerate(parts)])
     torch.testing.assert_close(stacked(acts), expected)
+
+
+def test_a_measured_spectrum_drives_maco(tmp_path, adapter, registry):
+    import cv2
+    from helpers import atlas
+
+    from atlas.params import load_magnitude
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # vertical stripes: all their energy lies along the x frequencies
+        row = (rng.random(48) > 0.5).astype(np.uint8) * 255
+        cv2.imwrite(str(folder / f"{i}.png"), np.repeat(np.tile(row, (48, 1))[..., None], 3, -1))
+    (folder / "broken.png").write_bytes(b"not an image")
+    result = atlas("spectrum", str(folder), "--out", str(tmp_path / "s.npy"), "--size", "32")
+    assert result.returncode == 0, result.stderr
+    magnitude = load_magnitude(str(tmp_path / "s.npy"), 3, 32, 32)
+    assert magnitude.shape == (3, 32, 17)
+    assert magnitude[0, 0, 1:].sum() > 20 * magnitude[0, 1:, 0].sum()
+    settings = RenderSettings(
+        size=(32, 32), steps=3, param="maco", param_options={"spectrum": str(tmp_path / "s.npy")}
+    )
+    picture = render(adapter, obj.channel("conv1", [0]), [1], settings, registry).images[0]
+    assert picture.std(0).mean() < 0.02 < picture.std(1).mean()  # the same in every row
