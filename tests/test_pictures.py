@@ -67,7 +67,8 @@ def test_every_unit_has_its_negative_and_diversity_set(built):
     for unit in units:
         negative = unit["negative"]
         assert set(negative) >= {"image", "thumb", "objective_final"}
-        assert negative["objective_final"] < unit["objective_final"]
+        # the unit's value on its negative picture is below where optimisation started
+        assert negative["objective_final"] < unit["curve"][0] - 0.1
         assert len(unit["diversity"]) == 2
         for picture in [negative, *unit["diversity"]]:
             assert (site / picture["image"]).exists() and (site / picture["thumb"]).exists()
