@@ -1,0 +1,84 @@
+"""atlas.visualize from Python: live modules, the cache, batches and display."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import TinyCNN
+
+import atlas
+from atlas import objectives as obj
+from atlas.errors import AtlasError
+
+OPTIONS = {"input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "labels": ["a", "b", "c", "d"]}
+
+
+def show(objective, tmp_path, module=None, **kwargs):
+    kwargs = {"steps": 20, "options": OPTIONS, "cache_dir": tmp_path, "progress": False, **kwargs}
+    if module is None:
+        torch.manual_seed(0)
+        module = TinyCNN()
+    return atlas.visualize(module, objective, **kwargs)
+
+
+def test_a_rerun_comes_from_the_cache_with_the_same_pictures(tmp_path):
+    first = show("channel('output', 'c') - 0.5 * channel('conv2', 1)", tmp_path, size=24, seed=3)
+    again = show("channel('output', 'c') - 0.5 * channel('conv2', 1)", tmp_path, size=24, seed=3)
+    assert first.images.shape == (1, 24, 24, 3) and not first.from_cache and again.from_cache
+    np.testing.assert_allclose(first.images, again.images)
+    assert first.final[0] == pytest.approx(again.final[0])
+    other = show("channel('output', 'c') - 0.5 * channel('conv2', 1)", tmp_path, size=24, seed=4)
+    assert not other.from_cache and np.abs(other.images - first.images).mean() > 0.01
+    retrained = TinyCNN()  # other weights: another cache key
+    expression = "channel('output', 'c') - 0.5 * channel('conv2', 1)"
+    assert not show(expression, tmp_path, module=retrained, size=24, seed=3).from_cache
+
+
+def test_unnamed_callables_are_never_cached(tmp_path):
+    brightness = atlas.objective(lambda acts: acts["input"].mean((1, 2, 3)), layers=["input"])
+    first = show(obj.channel("conv1", 0) + brightness, tmp_path)
+    assert not show(obj.channel("conv1", 0) + brightness, tmp_path).from_cache
+    assert first.curve.shape[1] == 1 and first.curve[-1, 0] > first.curve[0, 0]
+
+
+def test_batches_and_diversity_sets_save_as_a_grid(tmp_path):
+    v = show("channel('conv2', 2)", tmp_path, batch=2, diversity=3, cache=False)
+    assert v.images.shape == (6, 32, 32, 3) and v.final.shape == (6,)
+    grid = cv2.imread(str(v.save(tmp_path / "grid.png")))
+    assert grid.shape == (32, 6 * 32 + 5 * 2, 3)
+    assert v._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "channel(&#x27;conv2&#x27;, 2)" in v._repr_html_()
+
+
+def test_keywords_take_what_recipe_keys_take(tmp_path):
+    v = show(
+        "channel('conv1', 1)",
+        tmp_path,
+        size=16,
+        transforms={"pad": 2, "jitter": 1, "scales": [1.0], "degrees": 0, "jitter2": 0},
+        regularizers={"tv": 0.1},
+        alpha=True,
+    )
+    assert v.images.shape == (1, 16, 16, 4)
+    assert cv2.imread(str(v.save(tmp_path / "a.png")), cv2.IMREAD_UNCHANGED).shape[-1] == 4
+    with pytest.raises(AtlasError, match=r"unknown keyword 'stpes' \(did you mean: steps"):
+        show("channel('conv1', 1)", tmp_path, stpes=3)
+    with pytest.raises(AtlasError, match="cannot make transparent pictures"):
+        show("channel('conv1', 1)", tmp_path, param="maco", alpha=True)
+
+
+def test_build_takes_recipe_values_too(tmp_path):
+    result = atlas.build(
+        model=TinyCNN(),
+        layers=["conv1"],
+        options=OPTIONS,
+        size=16,
+        steps=2,
+        negative=True,
+        max_channels=2,
+        cache_dir=tmp_path / "c",
+        out_dir=tmp_path / "s",
+        show_progress=False,
+    )
+    assert not result.failed and result.computed == 4
+    assert result.manifest["layers"][0]["units"][0]["image"] == "images/conv1/0.png"
