@@ -56,3 +56,27 @@ def feature_atlas_register_models(register: Register) -> None:
         ("file", "file"),
     ):
         register(namespace, ModelSource(load=_lazy(module, "load"), names=_lazy(module, "names")))
+
+
+def _lazy_dataset(module: str, name: str):
+    """Return a function that imports atlas.datasets.<module> on first call."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f"atlas.datasets.{module}"), name)(*args, **kwargs)
+
+    return call
+
+
+@hookimpl
+def feature_atlas_register_datasets(register: Register) -> None:
+    """Register the folder and torchvision data set sources."""
+    from .datasets import DatasetSource
+
+    register("folder", DatasetSource(load=_lazy_dataset("folder", "load")))
+    register(
+        "torchvision",
+        DatasetSource(
+            load=_lazy_dataset("torchvision_data", "load"),
+            names=_lazy_dataset("torchvision_data", "names"),
+        ),
+    )

@@ -101,6 +101,11 @@ def build(
         click.echo(f"all {cached} pictures came from the cache; nothing computed", err=True)
     else:
         click.echo(f"computed {result.computed} pictures, {cached} from the cache", err=True)
+    skipped = (result.manifest.get("dataset") or {}).get("skipped", [])
+    if skipped:
+        click.echo(
+            f"dataset: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", err=True
+        )
     for outcome in result.failed[:MAX_FAILURES_SHOWN]:
         click.echo(f"failed: {outcome.name}: {outcome.error}", err=True)
     if len(result.failed) > MAX_FAILURES_SHOWN:
@@ -121,6 +126,22 @@ def _print_plan(summary: dict, as_json: bool) -> None:
         click.echo(
             f"  {layer['name']:<32} {layer['channels']:>6} channels "
             f"{layer['cached']:>6} cached {layer['to_compute']:>6} to compute"
+        )
+    if summary.get("pictures_total"):
+        click.echo(
+            f"  {'composed pictures':<32} {summary['pictures_total']:>6}          "
+            f"{summary['pictures_cached']:>6} cached {summary['pictures_to_compute']:>6} to compute"
+        )
+    dataset = summary.get("dataset")
+    if dataset:
+        state = (
+            "cached"
+            if dataset["cached"]
+            else f"to compute for {', '.join(dataset['layers_to_compute'])}"
+        )
+        click.echo(
+            f"dataset pass {dataset['source']} ({dataset['samples']} images, "
+            f"top {dataset['top_k']}): {state}"
         )
     click.echo(
         f"{summary['units_total']} pictures: {summary['units_cached']} cached, "

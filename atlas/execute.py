@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,9 +18,13 @@ from joblib import Parallel, delayed
 
 from .adapter import ModelAdapter
 from .cache import Cache
+from .datasets import load_dataset
+from .examples import ExampleStore, make_crops, run_pass
+from .layers import OUTPUT, forward_layers
 from .objectives import stack
 from .plan import Task
 from .plugins import Registry, load_registry
+from .recipe import DatasetSpec
 from .render import render
 
 CURVE_POINTS = 64
@@ -47,6 +52,22 @@ class Job:
     def images(self) -> int:
         """Return how many pictures the job makes."""
         return sum(t.images for t in self.tasks)
+
+
+@dataclass(frozen=True)
+class DatasetJob:
+    """The dataset pass over the layers it still lacks, as data a worker can receive."""
+
+    model: ModelRef | ModelAdapter
+    spec: DatasetSpec
+    base_dir: str | None
+    layers: tuple[tuple[str, str], ...]  # (layer, cache key)
+    cache_root: str
+    device: str
+    batch_size: int
+    dataset: object | None = None  # the opened data set, for in-process runs
+
+    images = 0  # optimises no pictures
 
 
 @dataclass(frozen=True)
@@ -91,13 +112,43 @@ def curve_points(values: np.ndarray) -> list[float]:
     return [round(float(values[i]), 5) for i in idx]
 
 
-def _store(cache_root: str, tasks: Sequence[Task], result, seconds: float) -> None:
+def _predicted_shares(
+    adapter: ModelAdapter, tasks: Sequence[Task], images: np.ndarray, device: torch.device
+) -> list[float | None]:
+    """For pictures of a class channel of a per-pixel output (segmentation), return the
+    share of their pixels the model predicts as that class; None for the others."""
+    rows = [
+        (t.meta.get("layer") == OUTPUT and t.meta.get("channel") is not None, t.meta.get("channel"))
+        for t in tasks
+        for _ in t.keys
+    ]
+    if not any(wanted for wanted, _ in rows):
+        return [None] * len(rows)
+    pictures = torch.from_numpy(images).permute(0, 3, 1, 2).to(device)
+    if pictures.shape[1] > adapter.input.channels:  # alpha: as seen over mid-grey
+        colour, alpha = pictures[:, :-1], pictures[:, -1:]
+        pictures = colour * alpha + 0.5 * (1 - alpha)
+    with torch.no_grad():
+        out = forward_layers(adapter, adapter.input.normalize(pictures), [OUTPUT])[OUTPUT]
+    if out.dim() != 4:
+        return [None] * len(rows)
+    predicted = out.argmax(1)
+    return [
+        round(float((predicted[i] == channel).float().mean()), 4) if wanted else None
+        for i, (wanted, channel) in enumerate(rows)
+    ]
+
+
+def _store(
+    cache_root: str, tasks: Sequence[Task], result, seconds: float, shares: Sequence
+) -> None:
     """Write each image of a rendered batch to the cache with its numbers."""
     cache = Cache(cache_root)
     row = 0
     for task in tasks:
         for key in task.keys:
             meta = {
+                "predicted_share": shares[row],
                 **task.meta,
                 "name": task.name,
                 "objective_final": float(result.final[row]),
@@ -138,7 +189,9 @@ def _render_tasks(
                 job, tasks[half:], registry, adapter, None
             )
         raise
-    _store(job.cache_root, tasks, result, time.perf_counter() - start)
+    device = resolve_device(job.device)
+    shares = _predicted_shares(adapter, tasks, result.images, device)
+    _store(job.cache_root, tasks, result, time.perf_counter() - start, shares)
     return [_outcome(t) for t in tasks]
 
 
@@ -146,18 +199,60 @@ def _outcome(task: Task, error: str | None = None) -> Outcome:
     return Outcome(task.key, task.name, task.images, error, task.meta.get("layer"))
 
 
-def run_job(
-    job: Job, registry: Registry | None = None, on_step: Callable[[int], None] | None = None
+def run_dataset_job(
+    job: DatasetJob, registry: Registry, adapter: ModelAdapter, on_step=None
 ) -> list[Outcome]:
-    """Render one batch and store it; report failures instead of raising."""
+    """Run the dataset pass over the job's layers and store each layer's findings."""
+    dataset = job.dataset
+    if dataset is None:
+        base_dir = Path(job.base_dir) if job.base_dir else None
+        options = dict(job.spec.options)
+        dataset = load_dataset(
+            registry, job.spec.source, base_dir=base_dir, channels=adapter.input.channels, **options
+        )
+    names = [layer for layer, _ in job.layers]
+    start = time.perf_counter()
+    found, skipped = run_pass(
+        adapter,
+        dataset,
+        names,
+        job.spec.samples,
+        job.spec.top_k,
+        job.spec.seed,
+        job.batch_size,
+        resolve_device(job.device),
+        on_step,
+    )
+    seconds = time.perf_counter() - start
+    paths = getattr(dataset, "paths", None)
+    unreadable = [str(paths[i]) if paths else str(i) for i in skipped]
+    store = ExampleStore(job.cache_root)
+    for layer, key in job.layers:
+        crops, field = make_crops(adapter, dataset, layer, found[layer])
+        extra = {"skipped": unreadable, "field": list(field), "seconds": round(seconds, 3)}
+        store.put(key, layer, found[layer], crops, extra)
+    return [Outcome("dataset", "dataset pass", 0, None)]
+
+
+def run_job(
+    job: Job | DatasetJob,
+    registry: Registry | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> list[Outcome]:
+    """Run one job (a batch of tasks, or the dataset pass) and store its results; report
+    failures instead of raising."""
     try:
         registry = registry or _worker_registry()
         adapter = job.model if isinstance(job.model, ModelAdapter) else _worker_model(job.model)
+        if isinstance(job, DatasetJob):
+            return run_dataset_job(job, registry, adapter, on_step)
         return _render_tasks(job, job.tasks, registry, adapter, on_step)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         if os.environ.get("ATLAS_DEBUG"):
             message += "\n" + traceback.format_exc()
+        if isinstance(job, DatasetJob):
+            return [Outcome("dataset", "dataset pass", 0, message)]
         return [_outcome(t, message) for t in job.tasks]
 
 
@@ -182,8 +277,18 @@ def _run_parallel(
     yield from parallel(delayed(work)(job) for job in jobs)
 
 
+def _step_progress(job: Job | DatasetJob, progress: Callable[[float], None] | None):
+    """Return a per-step callback that advances progress by the job's share of a step."""
+    if progress is None:
+        return None
+    if isinstance(job, DatasetJob):
+        return progress  # the pass reports images looked at
+    per_step = job.images / job.tasks[0].settings.steps
+    return lambda _step: progress(per_step)
+
+
 def execute(
-    jobs: Sequence[Job],
+    jobs: Sequence[Job | DatasetJob],
     n_jobs: int = 1,
     backend: str = "loky",
     registry: Registry | None = None,
@@ -196,9 +301,7 @@ def execute(
     outcomes: list[Outcome] = []
     if n_jobs == 1:
         for job in jobs:
-            per_step = job.images / job.tasks[0].settings.steps
-            on_step = (lambda _step, d=per_step: progress(d)) if progress else None
-            outcomes += run_job(job, registry, on_step)
+            outcomes += run_job(job, registry, _step_progress(job, progress))
         return outcomes
     for done in _run_parallel(jobs, n_jobs, backend, registry):
         outcomes += done

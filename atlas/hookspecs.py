@@ -33,3 +33,8 @@ def feature_atlas_register_regularizers(register: Register) -> None:
 @hookspec
 def feature_atlas_register_parameterizations(register: Register) -> None:
     """Register image parameterizations: ``register(name, factory)``."""
+
+
+@hookspec
+def feature_atlas_register_datasets(register: Register) -> None:
+    """Register image sources for dataset examples: ``register(namespace, DatasetSource(...))``."""

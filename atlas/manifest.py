@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from .cache import Entry
 from .execute import Outcome
@@ -23,8 +24,75 @@ def _picture(entry: Entry | None, image: str, thumb: str) -> dict | None:
     }
 
 
-def _unit_record(unit: Unit, slug: str, entries: Mapping[str, Entry | None], errors: dict) -> dict:
-    """Return one unit's manifest record: picture, negative and diversity set."""
+def example_key(layer: str, channel: int, rank: int) -> str:
+    """Return the key under which one dataset example's file travels to the site."""
+    return f"example:{layer}:{channel}:{rank}"
+
+
+def example_files(examples: Mapping[str, dict]) -> dict[str, Path]:
+    """Return every dataset example's crop file by its key."""
+    return {
+        example_key(layer, unit["channel"], rank): Path(example["file"])
+        for layer, meta in examples.items()
+        for unit in meta["units"]
+        for rank, example in enumerate(unit["examples"])
+    }
+
+
+def _data_record(unit: Unit, slug: str, found: dict | None, reached: float | None) -> dict:
+    """Return a unit's dataset fields: examples, statistics and reached / dataset max."""
+    if found is None:
+        return {"examples": [], "dataset": None, "reached_over_max": None}
+    mine = found["units"][unit.channel]
+    examples = [
+        {
+            "key": example_key(unit.layer, unit.channel, rank),
+            "image": f"examples/{slug}/{unit.channel}-{rank}.png",
+            "value": example["value"],
+            "index": example["index"],
+        }
+        for rank, example in enumerate(mine["examples"])
+    ]
+    stats = {
+        "max": mine["max"],
+        "mean": mine["mean"],
+        "p99": mine["p99"],
+        "samples": found["samples"],
+    }
+    ratio, basis = reached_over_max(reached, mine["max"], mine["mean"])
+    return {
+        "examples": examples,
+        "dataset": stats,
+        "reached_over_max": ratio,
+        "reached_over_max_basis": basis,
+    }
+
+
+def reached_over_max(reached: float | None, top: float, mean: float) -> tuple[float | None, str]:
+    """Return how far the picture drives the unit compared with the best data, and how.
+
+    reached / max for units that are non-negative on data (ReLU features: the usual
+    check); for units that go negative (logits, pre-activations), where a max near zero
+    makes that ratio explode, the ratio of the distances above the data's mean,
+    (reached - mean) / (max - mean), which reads the same way (1: as far as the best image).
+    """
+    if reached is None:
+        return None, "max"
+    if mean >= 0 and top > 0:
+        return round(reached / top, 4), "max"
+    if top > mean:
+        return round((reached - mean) / (top - mean), 4), "above_mean"
+    return None, "max"
+
+
+def _unit_record(
+    unit: Unit,
+    slug: str,
+    entries: Mapping[str, Entry | None],
+    errors: dict,
+    found: dict | None = None,
+) -> dict:
+    """Return one unit's manifest record: picture, negative, diversity set and examples."""
     entry = entries.get(unit.key)
     meta = entry.meta if entry else {}
     base = f"{slug}/{unit.channel}"
@@ -59,6 +127,8 @@ def _unit_record(unit: Unit, slug: str, entries: Mapping[str, Entry | None], err
         "error": None if entry else errors.get(unit.key, "not computed"),
         "negative": negative,
         "diversity": diversity,
+        "predicted_share": meta.get("predicted_share"),
+        **_data_record(unit, slug, found, meta.get("objective_final")),
     }
 
 
@@ -87,16 +157,20 @@ def _picture_records(plan: Plan, entries: Mapping[str, Entry | None], errors: di
 
 
 def make_manifest(
-    plan: Plan, entries: Mapping[str, Entry | None], failed: Sequence[Outcome]
+    plan: Plan,
+    entries: Mapping[str, Entry | None],
+    failed: Sequence[Outcome],
+    examples: Mapping[str, dict] | None = None,
 ) -> dict:
     """Gather everything the site shows, as plain data with relative paths."""
+    examples = examples or {}
     errors = {o.key: o.error for o in failed}
     taken: set[str] = {"pictures"}
     layers = []
     for layer in plan.layers:
         slug = slugify(layer.name, taken)
         units = [
-            _unit_record(unit, slug, entries, errors)
+            _unit_record(unit, slug, entries, errors, examples.get(layer.name))
             for unit in plan.units
             if unit.layer == layer.name
         ]
@@ -122,4 +196,21 @@ def make_manifest(
         "units_total": len(plan.units),
         "layers": layers,
         "pictures": _picture_records(plan, entries, errors),
+        "dataset": _dataset_record(plan, examples),
+    }
+
+
+def _dataset_record(plan: Plan, examples: Mapping[str, dict]) -> dict | None:
+    """Return the top-level dataset facts, with what the pass skipped."""
+    if plan.dataset is None:
+        return None
+    spec = plan.dataset.spec
+    skipped = next((meta.get("skipped", []) for meta in examples.values()), [])
+    samples = next((meta["samples"] for meta in examples.values()), 0)
+    return {
+        "source": spec.source,
+        "samples": samples,
+        "top_k": spec.top_k,
+        "asked": spec.samples,
+        "skipped": skipped,
     }

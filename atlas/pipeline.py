@@ -14,9 +14,10 @@ from .adapter import ModelAdapter
 from .cache import Cache, canonical_json, default_cache_dir
 from .compose import Context
 from .errors import AtlasError, PluginError
-from .execute import Job, ModelRef, Outcome, execute, resolve_device
+from .examples import ExampleStore
+from .execute import DatasetJob, Job, ModelRef, Outcome, execute, resolve_device
 from .layers import catalogue, select
-from .manifest import make_manifest
+from .manifest import example_files, make_manifest
 from .plan import Plan, batches, make_plan
 from .plugins import Registry, load_registry
 from .recipe import Recipe
@@ -131,6 +132,50 @@ def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
     ]
 
 
+def _bar(total: int, desc: str, unit: str, show: bool) -> tqdm:
+    """Return a progress bar on stderr (disabled when quiet or when there is nothing to do)."""
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=not show or total == 0,
+        mininterval=0.5,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]",
+    )
+
+
+def _dataset_pass(
+    plan: Plan, cache: Cache, recipe: Recipe, registry: Registry, in_process: bool, show: bool
+) -> list[Outcome]:
+    """Run the dataset pass over the layers whose examples the cache lacks."""
+    if plan.dataset is None or not plan.dataset.missing:
+        return []
+    planned = plan.dataset
+    job = DatasetJob(
+        plan.adapter if in_process else _model_ref(recipe),
+        planned.spec,
+        str(recipe.base_dir) if recipe.base_dir else None,
+        tuple((layer, planned.keys[layer]) for layer in planned.missing),
+        str(cache.root),
+        recipe.device,
+        recipe.batch_size,
+        planned.dataset if in_process else None,
+    )
+    samples = min(planned.spec.samples, len(planned.dataset))
+    with _bar(samples, "dataset examples", "img", show) as bar:
+        return execute([job], recipe.jobs, recipe.backend, registry, bar.update)
+
+
+def _examples(plan: Plan, cache: Cache) -> dict[str, dict]:
+    """Return each layer's stored dataset findings (layers the pass has not done are absent)."""
+    if plan.dataset is None:
+        return {}
+    store = ExampleStore(cache.root)
+    found = {layer: store.get(key) for layer, key in plan.dataset.keys.items()}
+    return {layer: meta for layer, meta in found.items() if meta is not None}
+
+
 def run_build(
     recipe: Recipe,
     cache_dir: str | Path | None = None,
@@ -147,22 +192,17 @@ def run_build(
     if adapter is not None and recipe.jobs > 1:
         recipe = replace(recipe, backend="threading")  # a live module stays in this process
     in_process = recipe.jobs == 1 or recipe.backend == "threading"
+    outcomes = _dataset_pass(plan, cache, recipe, registry, in_process, show_progress)
     jobs = _jobs(plan, cache, recipe.device, in_process)
     todo = sum(t.images for t in plan.missing)
-    with tqdm(
-        total=todo,
-        desc=f"atlas {recipe.name}",
-        unit="img",
-        file=sys.stderr,
-        disable=not show_progress or todo == 0,
-        mininterval=0.5,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]",
-    ) as bar:
-        outcomes = execute(jobs, recipe.jobs, recipe.backend, registry, bar.update)
+    with _bar(todo, f"atlas {recipe.name}", "img", show_progress) as bar:
+        outcomes += execute(jobs, recipe.jobs, recipe.backend, registry, bar.update)
     failed = [o for o in outcomes if o.error]
     entries = {key: cache.get(key) for task in plan.tasks for key in task.keys}
-    manifest = make_manifest(plan, entries, failed)
+    examples = _examples(plan, cache)
+    manifest = make_manifest(plan, entries, failed, examples)
     images = {key: entry.png for key, entry in entries.items() if entry}
+    images.update(example_files(examples))
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
     computed = sum(o.images for o in outcomes if not o.error)
     return BuildResult(plan, computed, failed, index, manifest)

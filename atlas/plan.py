@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from .adapter import ModelAdapter
 from .cache import Cache, canonical_json, digest
 from .compose import Context, compile_expression
+from .datasets import Dataset, load_dataset
+from .examples import ExampleStore, example_key
 from .layers import LayerInfo
 from .objectives import Diversity, Objective
 from .plugins import Registry
-from .recipe import Recipe
+from .recipe import DatasetSpec, Recipe
 from .render import RenderSettings
 
 MAIN, NEGATIVE, DIVERSITY = "main", "negative", "diversity"
@@ -75,6 +77,26 @@ class PlannedPicture:
 
 
 @dataclass
+class DatasetPlan:
+    """The dataset pass of a build: the data set, and one cache key per selected layer."""
+
+    spec: DatasetSpec
+    dataset: Dataset = field(repr=False)
+    identity: dict = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # layer -> key
+    cached: set[str] = field(default_factory=set)  # layers whose findings are stored
+
+    @property
+    def missing(self) -> list[str]:
+        """Return the layers the pass still has to look at."""
+        return [layer for layer in self.keys if layer not in self.cached]
+
+    def as_dict(self) -> dict:
+        """Return plain data for manifests and cache keys."""
+        return {**self.spec.as_dict(), "identity": self.identity}
+
+
+@dataclass
 class Plan:
     """The selected layers, every unit and picture of the build, and what the cache holds."""
 
@@ -84,6 +106,7 @@ class Plan:
     units: list[Unit]
     pictures: list[PlannedPicture] = field(default_factory=list)
     cached: set[str] = field(default_factory=set)  # keys of tasks whose images are all stored
+    dataset: DatasetPlan | None = None
 
     @property
     def tasks(self) -> list[Task]:
@@ -128,6 +151,19 @@ class Plan:
             "pictures_total": len(self.pictures),
             "pictures_cached": pictures_cached,
             "pictures_to_compute": len(self.pictures) - pictures_cached,
+            "dataset": self._dataset_summary(),
+        }
+
+    def _dataset_summary(self) -> dict | None:
+        if self.dataset is None:
+            return None
+        return {
+            "source": self.dataset.spec.source,
+            "samples": self.dataset.spec.samples,
+            "top_k": self.dataset.spec.top_k,
+            "layers_cached": sorted(self.dataset.cached),
+            "layers_to_compute": self.dataset.missing,
+            "cached": not self.dataset.missing,
         }
 
 
@@ -260,7 +296,33 @@ def make_plan(
             units.append(_unit(recipe, adapter, registry, layer.name, c, label))
     plan = Plan(recipe, adapter, list(layers), units, _pictures(recipe, adapter, registry, context))
     plan.cached = {t.key for t in plan.tasks if all(cache.get(k) for k in t.keys)}
+    if recipe.dataset is not None:
+        plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry)
     return plan
+
+
+def plan_dataset(
+    recipe: Recipe, adapter: ModelAdapter, layers: Sequence[LayerInfo], cache: Cache, registry
+) -> DatasetPlan:
+    """Open the recipe's data set and look each layer's examples up in the cache."""
+    spec = recipe.dataset
+    dataset = load_dataset(
+        registry,
+        spec.source,
+        base_dir=recipe.base_dir,
+        channels=adapter.input.channels,
+        **dict(spec.options),
+    )
+    planned = DatasetPlan(spec, dataset, dataset.identity())
+    store = ExampleStore(cache.root)
+    for layer in layers:
+        key = example_key(
+            adapter.identity(), adapter.input.as_dict(), planned.as_dict(), layer.name
+        )
+        planned.keys[layer.name] = key
+        if store.get(key) is not None:
+            planned.cached.add(layer.name)
+    return planned
 
 
 def batches(tasks: Sequence[Task], size: int) -> Iterator[list[Task]]:

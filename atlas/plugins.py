@@ -15,7 +15,7 @@ from . import hookspecs
 from .errors import PluginError, unknown
 
 GROUP = hookspecs.PROJECT
-KINDS = ("models", "objectives", "regularizers", "parameterizations")
+KINDS = ("models", "objectives", "regularizers", "parameterizations", "datasets")
 ENV_VAR = "ATLAS_PLUGINS"
 
 

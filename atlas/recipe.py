@@ -28,6 +28,14 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "run": (dict,),
         "output": (dict,),
         "pictures": (list,),
+        "dataset": (dict,),
+    },
+    "dataset": {
+        "source": (str,),
+        "samples": (int,),
+        "top_k": (int,),
+        "seed": (int,),
+        "options": (dict,),
     },
     "model": {"source": (str,), "weights": (str,), "options": (dict,)},
     "render": {
@@ -79,6 +87,27 @@ OPTIMIZERS = ("adam", "nadam")
 DIVERSITY_WEIGHT = 1.0  # lucid uses 100 on ImageNet nets; scale it to your objective
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The recipe's ``[dataset]``: where example images come from and how many to look at."""
+
+    source: str
+    samples: int = 1000
+    top_k: int = 9
+    seed: int = 0
+    options: tuple[tuple[str, object], ...] = ()
+
+    def as_dict(self) -> dict:
+        """Return plain data for manifests and cache keys."""
+        return {
+            "source": self.source,
+            "samples": self.samples,
+            "top_k": self.top_k,
+            "seed": self.seed,
+            "options": dict(self.options),
+        }
+
+
 @dataclass
 class Picture:
     """One composed picture of a recipe's ``[[pictures]]``: a name and an expression."""
@@ -114,6 +143,7 @@ class Recipe:
     diversity: int = 0
     diversity_weight: float = DIVERSITY_WEIGHT
     pictures: list[Picture] = field(default_factory=list)
+    dataset: DatasetSpec | None = None
 
     @property
     def base_dir(self) -> Path | None:
@@ -288,6 +318,26 @@ def _pictures(data: dict, where: str, base_dir: Path | None) -> list[Picture]:
     return pictures
 
 
+def _dataset(data: dict | None, where: str) -> DatasetSpec | None:
+    """Read the ``[dataset]`` table."""
+    if data is None:
+        return None
+    _check_table(data, "dataset", where)
+    if "source" not in data:
+        raise RecipeError(f"{where}: missing key 'dataset.source' (e.g. 'folder:images')")
+    for key, low in (("samples", 1), ("top_k", 1)):
+        if data.get(key, low) < low:
+            raise RecipeError(f"{where}: key 'dataset.{key}' must be at least {low}")
+    options = data.get("options", {})
+    return DatasetSpec(
+        data["source"],
+        data.get("samples", 1000),
+        data.get("top_k", 9),
+        data.get("seed", 0),
+        tuple(sorted(options.items())),
+    )
+
+
 def unit_settings(render: dict, where: str) -> dict:
     """Read the render keys that say what to make for each unit (objective, seed, ...)."""
     if render.get("diversity", 0) not in (0, *range(2, 65)):
@@ -331,6 +381,7 @@ def parse_recipe(
         model_options=model.get("options", {}),
         render=render_settings(render, where, base_dir),
         pictures=_pictures(data, where, base_dir),
+        dataset=_dataset(data.get("dataset"), where),
         **unit_settings(render, where),
         batch_size=run.get("batch_size", 64),
         device=run.get("device", "auto"),

@@ -18,7 +18,7 @@ from .images import thumbnail_png
 THUMB_SIZE = 160
 PICTURES_PAGE = "pictures.html"
 STATIC_FILES = ("atlas.css", "atlas.js")
-GENERATED = ("layers", "units", "pictures", "images", "thumbs", "static")
+GENERATED = ("layers", "units", "pictures", "images", "thumbs", "examples", "static")
 
 
 def slugify(name: str, taken: set[str]) -> str:
@@ -77,6 +77,7 @@ def picture_records(manifest: Mapping) -> Iterator[Mapping]:
             if unit.get("negative"):
                 yield unit["negative"]
             yield from unit.get("diversity", [])
+            yield from unit.get("examples", [])
     yield from manifest.get("pictures", [])
 
 
@@ -88,7 +89,8 @@ def _copy_images(manifest: Mapping, images: Mapping[str, Path], out: Path) -> No
             continue
         data = Path(source).read_bytes()
         atomic_write(out / record["image"], data)
-        atomic_write(out / record["thumb"], thumbnail_png(data, THUMB_SIZE))
+        if record.get("thumb"):
+            atomic_write(out / record["thumb"], thumbnail_png(data, THUMB_SIZE))
 
 
 def prepare_out_dir(out: Path) -> None:

@@ -22,9 +22,19 @@
 
   function applySort() {
     const key = sort.value;
-    const value = (u) => key === "objective" ? -(parseFloat(u.dataset.objective) || -Infinity)
-                                            : parseInt(u.dataset.channel, 10);
+    const number = (text) => { const v = parseFloat(text); return Number.isFinite(v) ? v : -Infinity; };
+    const value = (u) => key === "objective" ? -number(u.dataset.objective)
+                       : key === "ratio" ? -number(u.dataset.ratio)
+                       : parseInt(u.dataset.channel, 10);
     units.slice().sort((a, b) => value(a) - value(b)).forEach((u) => grid.appendChild(u));
+  }
+
+  const toggle = document.getElementById("examples-toggle");
+  if (toggle) {
+    toggle.addEventListener("change", () => {
+      for (const img of grid.querySelectorAll(".top-example")) img.hidden = !toggle.checked;
+      grid.classList.toggle("with-examples", toggle.checked);
+    });
   }
 
   filter.addEventListener("input", applyFilter);

@@ -13,7 +13,7 @@ def test_demo_plugin_is_found_through_its_entry_point():
     registry = load_registry()
     shapes = next(p for p in registry.plugins if p.name == "shapes")
     assert shapes.distribution == "feature-atlas-shapes"
-    assert shapes.registered == {"models": ["shapes"]}
+    assert shapes.registered == {"models": ["shapes"], "datasets": ["shapes"]}
     assert registry.owners[("models", "shapes")] == "shapes"
 
 

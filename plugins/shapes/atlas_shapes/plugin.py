@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from atlas.adapter import InputSpec, ModelAdapter
-from atlas.errors import WeightsError
+from atlas.datasets import DatasetError, DatasetSource
+from atlas.errors import WeightsError, unknown
 from atlas.hookspecs import hookimpl
 from atlas.sources import ModelSource, unknown_name
 from atlas.weights import file_digest
 
-from .data import CLASSES, SIZE
+from .data import CLASSES, SIZE, make_sample
 from .model import ShapesUNet
 from .train import MEAN, STD, WEIGHTS_DIR
 
@@ -50,9 +52,37 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
 
 
 SOURCE = ModelSource(load=load, names=lambda: NAMES)
+VAL_SEED = 1_000_000  # far from training's streams (seed 0) and evaluation's (10000)
+VAL_SIZE = 100_000
+
+
+class ShapesVal:
+    """Generated validation images: image i is drawn from its own seed, with its labels."""
+
+    def __len__(self) -> int:
+        return VAL_SIZE
+
+    def __getitem__(self, index: int):
+        return make_sample(np.random.default_rng(VAL_SEED + int(index)))
+
+    def identity(self) -> dict:
+        return {"shapes": "val", "seed": VAL_SEED, "size": VAL_SIZE, "generator": "data.py v1"}
+
+
+def load_dataset(name: str, **_) -> ShapesVal:
+    """Return the generated validation set ``shapes/val``."""
+    if name != "val":
+        raise DatasetError(unknown("shapes data set", name, ["val"], "use 'shapes/val'"))
+    return ShapesVal()
 
 
 @hookimpl
 def feature_atlas_register_models(register) -> None:
     """Register the ``shapes`` namespace."""
     register("shapes", SOURCE)
+
+
+@hookimpl
+def feature_atlas_register_datasets(register) -> None:
+    """Register ``shapes/val``, generated images with their labels."""
+    register("shapes", DatasetSource(load=load_dataset, names=lambda: ["val"]))
