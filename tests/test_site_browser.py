@@ -1,6 +1,10 @@
 """Open the built atlas in headless Chromium from disk and use it as a person would."""
 
+import functools
+import http.server
+import json
 import shutil
+import threading
 
 import pytest
 from helpers import TINY_RECIPE, atlas
@@ -19,7 +23,21 @@ ARGS = [
 ]
 
 
-PICTURES = """
+LABELS = [
+    "background",
+    "circle",
+    "square",
+    "triangle",
+    "h stripes",
+    "v stripes",
+    "<script>window.pwned = 2</script>checks",
+]
+EXTRAS = """
+[dataset]
+source = "shapes/val"
+samples = 64
+top_k = 3
+
 [[pictures]]
 name = "<script>window.pwned = 1</script> circle - square"
 objective = "channel('output', 'circle') - channel('output', 'square', mask='left')"
@@ -30,7 +48,10 @@ objective = "channel('output', 'circle') - channel('output', 'square', mask='lef
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     (root / "tiny.toml").write_text(
-        TINY_RECIPE.replace("[render]\n", "[render]\nnegative = true\n") + PICTURES
+        TINY_RECIPE.replace("[render]\n", "[render]\nnegative = true\n").replace(
+            'source = "shapes/unet"\n', f'source = "shapes/unet"\noptions = {{labels = {LABELS}}}\n'
+        )
+        + EXTRAS
     )
     result = atlas(
         "build",
@@ -54,7 +75,7 @@ def page():
 
 
 def loaded_images(page) -> list[int]:
-    script = "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
+    script = "imgs => imgs.filter(i => !i.hidden).map(i => i.complete ? i.naturalWidth : 0)"
     return page.eval_on_selector_all("img", script)
 
 
@@ -103,3 +124,46 @@ def test_composed_pictures_and_negatives_are_shown(site, page):
     widths = page.eval_on_selector_all("img.picture", "is => is.map(i => i.naturalWidth)")
     assert widths == [32, 32]
     assert "Negative" in page.inner_text(".negative figcaption")
+
+
+def test_unit_page_shows_examples_and_labels_as_text(site, page):
+    page.goto((site / "units" / "output" / "6.html").as_uri())
+    page.wait_for_load_state("load")
+    assert page.inner_text("h1").endswith("<script>window.pwned = 2</script>checks")
+    assert page.evaluate("window.pwned") is None
+    widths = page.eval_on_selector_all("img.example", "is => is.map(i => i.naturalWidth)")
+    assert widths == [64, 64, 64]  # the output's examples: whole images at the model's 64 px
+    assert "Reached / dataset max" in page.inner_text(".facts")
+    assert "% of the picture's pixels" in page.inner_text(".share")
+    assert page.locator("svg.curve text").count() >= 4  # axes labelled
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """Serve the folder above the site, so the atlas lives under a sub-path."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site.parent))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/{site.name}/"
+    httpd.shutdown()
+
+
+def test_layer_page_over_http_sorts_by_ratio_and_shows_top_examples(site, server, page):
+    page.goto(server + "index.html")
+    page.click('a.layer-link:has-text("enc1")')
+    assert page.url == server + "layers/enc1.html"
+    page.select_option("#sort", "ratio")
+    ratios = page.eval_on_selector_all(".unit", "us => us.map(u => parseFloat(u.dataset.ratio))")
+    manifest = json.loads((site / "manifest.json").read_text())
+    expected = [u["reached_over_max"] for u in manifest["layers"][0]["units"]]
+    assert len(set(expected)) == len(expected) and None not in expected
+    assert ratios == sorted(expected, reverse=True) and ratios != expected
+    assert page.locator(".top-example:visible").count() == 0
+    page.check("#examples-toggle")
+    loaded = "document.querySelectorAll('.top-example:not([hidden])').length"
+    assert page.evaluate(loaded) == 16
+    page.wait_for_function(
+        "[...document.querySelectorAll('.top-example')].every(i => i.complete && i.naturalWidth)"
+    )
