@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from . import objectives, params, regularizers
+from .datasets import DatasetSource
 from .hookspecs import Register, hookimpl
 from .sources import ModelSource
 
@@ -38,11 +39,11 @@ def feature_atlas_register_parameterizations(register: Register) -> None:
 
 
 def _lazy(module: str, name: str):
-    """Return a function that imports atlas.sources.<module> on first call (torchvision and
-    timm take seconds to import, and most commands need neither)."""
+    """Return a function that imports atlas.<module> on first call (torchvision and timm
+    take seconds to import, and most commands need neither)."""
 
     def call(*args, **kwargs):
-        return getattr(importlib.import_module(f"atlas.sources.{module}"), name)(*args, **kwargs)
+        return getattr(importlib.import_module(f"atlas.{module}"), name)(*args, **kwargs)
 
     return call
 
@@ -55,28 +56,13 @@ def feature_atlas_register_models(register: Register) -> None:
         ("timm", "timm_source"),
         ("file", "file"),
     ):
-        register(namespace, ModelSource(load=_lazy(module, "load"), names=_lazy(module, "names")))
-
-
-def _lazy_dataset(module: str, name: str):
-    """Return a function that imports atlas.datasets.<module> on first call."""
-
-    def call(*args, **kwargs):
-        return getattr(importlib.import_module(f"atlas.datasets.{module}"), name)(*args, **kwargs)
-
-    return call
+        source = f"sources.{module}"
+        register(namespace, ModelSource(load=_lazy(source, "load"), names=_lazy(source, "names")))
 
 
 @hookimpl
 def feature_atlas_register_datasets(register: Register) -> None:
     """Register the folder and torchvision data set sources."""
-    from .datasets import DatasetSource
-
-    register("folder", DatasetSource(load=_lazy_dataset("folder", "load")))
-    register(
-        "torchvision",
-        DatasetSource(
-            load=_lazy_dataset("torchvision_data", "load"),
-            names=_lazy_dataset("torchvision_data", "names"),
-        ),
-    )
+    register("folder", DatasetSource(load=_lazy("datasets.folder", "load")))
+    tv = "datasets.torchvision_data"
+    register("torchvision", DatasetSource(load=_lazy(tv, "load"), names=_lazy(tv, "names")))
