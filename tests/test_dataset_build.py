@@ -137,3 +137,22 @@ def test_the_demo_classes_top_examples_lie_on_their_class():
             for rank, i in enumerate(found.indices[c])
         ]
         assert sum(on_class) >= 8, (c, on_class)  # the model's own mistakes may cost one
+
+
+def test_worker_processes_find_the_same_examples(built, tmp_path):
+    root, recipe, _ = built
+    result = atlas_build(recipe, tmp_path, "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+
+    def examples(site):
+        manifest = json.loads((site / "manifest.json").read_text())
+        return [
+            [(e["index"], e["value"]) for e in unit["examples"]]
+            for layer in manifest["layers"]
+            for unit in layer["units"]
+        ]
+
+    workers, here = examples(tmp_path / "site"), examples(root / "site")
+    assert [[i for i, _ in unit] for unit in workers] == [[i for i, _ in unit] for unit in here]
+    values = [v for unit in workers for _, v in unit]  # threads may round the last digit
+    assert values == pytest.approx([v for unit in here for _, v in unit], abs=1e-3)

@@ -115,3 +115,19 @@ def test_a_malicious_recipe_is_refused_at_planning_and_runs_nothing(tmp_path):
         "not: \"__import__('os').system\""
     ]
     assert not marker.exists()
+
+
+def test_direction_vectors_come_from_lists_or_npy_files(tmp_path, registry, adapter):
+    import numpy as np
+
+    np.save(tmp_path / "v.npy", np.array([0, 1, 0, 0, 0, 2], np.float32))
+    found = {layer.name: layer for layer in catalogue(adapter) if layer.supported}
+    context = Context("test/tiny", {}, found, tmp_path)
+    from_file = as_objective("direction('conv2', 'v.npy')", registry, context)
+    from_list = as_objective("direction('conv2', [0, 1, 0, 0, 0, 2])", registry, context)
+    act = torch.rand(2, 6, 4, 4)
+    expected = (act[:, 1] + 2 * act[:, 5]).mean((1, 2)) / 5**0.5
+    torch.testing.assert_close(from_file({"conv2": act}), expected)
+    torch.testing.assert_close(from_list({"conv2": act}), expected)
+    with pytest.raises(ExpressionError, match="cannot read vector file"):
+        as_objective("direction('conv2', 'missing.npy')", registry, context)
