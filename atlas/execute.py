@@ -26,6 +26,7 @@ from .plan import Task
 from .plugins import Registry, load_registry
 from .recipe import DatasetSpec
 from .render import render
+from .weights import digests_in
 
 CURVE_POINTS = 64
 
@@ -243,7 +244,10 @@ def run_job(
     failures instead of raising."""
     try:
         registry = registry or _worker_registry()
-        adapter = job.model if isinstance(job.model, ModelAdapter) else _worker_model(job.model)
+        adapter = job.model
+        if not isinstance(adapter, ModelAdapter):
+            with digests_in(job.cache_root):
+                adapter = _worker_model(job.model)
         if isinstance(job, DatasetJob):
             return run_dataset_job(job, registry, adapter, on_step)
         return _render_tasks(job, job.tasks, registry, adapter, on_step)

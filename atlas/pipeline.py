@@ -24,6 +24,7 @@ from .recipe import Recipe
 from .render import RenderSettings, resolve
 from .site import write_site
 from .sources import load_model
+from .weights import digests_in
 
 
 @dataclass
@@ -101,7 +102,8 @@ def plan_build(
     """Load the model, resolve the layers and look every unit up in the cache."""
     check_plugin_names(recipe, registry)
     if adapter is None:
-        adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
+        with digests_in(cache.root):
+            adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
     found = catalogue(adapter)
     layers = select(found, recipe.layers, recipe.model)
     check_per_channel(recipe, registry, layers[0].name)
