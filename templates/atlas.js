@@ -12,8 +12,10 @@
     const query = filter.value.trim().toLowerCase();
     let shown = 0;
     for (const unit of units) {
-      const text = unit.dataset.channel + " " + unit.dataset.label.toLowerCase();
-      const match = !query || unit.dataset.channel === query || text.includes(query);
+      // a number finds that channel; any other text searches channel numbers and labels
+      const match = !query || (/^\d+$/.test(query)
+        ? unit.dataset.channel === query
+        : (unit.dataset.channel + " " + unit.dataset.label.toLowerCase()).includes(query));
       unit.hidden = !match;
       if (match) shown += 1;
     }

@@ -1,4 +1,7 @@
+import os
+
 import numpy as np
+import pytest
 
 from atlas.cache import Cache, digest
 
@@ -41,4 +44,23 @@ def test_entry_without_metadata_counts_as_missing(tmp_path):
 def test_no_temporary_files_are_left(tmp_path):
     cache = Cache(tmp_path)
     cache.put(digest({"unit": 4}), image(), {})
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("failing", [".npy", ".json"])
+def test_a_write_that_fails_half_way_leaves_nothing_readable(tmp_path, monkeypatch, failing):
+    cache = Cache(tmp_path)
+    key = digest({"unit": 5})
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(failing):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="No space left"):
+        cache.put(key, image(), {})
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert cache.get(key) is None
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

@@ -46,3 +46,13 @@ def test_select_by_glob_in_execution_order(adapter):
 def test_unknown_layer_names_close_matches(adapter):
     with pytest.raises(LayerError, match=r"unknown layer of test/tiny 'conv3'.*conv1"):
         select(catalogue(adapter), ["conv3"], "test/tiny")
+
+
+def test_a_star_in_a_layer_glob_crosses_dots():
+    from atlas.plugins import load_registry
+    from atlas.sources import load_model
+
+    shapes = load_model(load_registry(), "shapes/unet")
+    chosen = [layer.name for layer in select(catalogue(shapes), ["enc*"], "shapes/unet")]
+    assert chosen[:3] == ["enc1.0", "enc1.1", "enc1.2"] and "enc2.5" in chosen
+    assert "enc1" in chosen and "enc2" in chosen

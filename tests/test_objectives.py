@@ -47,3 +47,11 @@ def test_mask_weights_the_spatial_mean():
 def test_batch_size_mismatch_is_an_error():
     with pytest.raises(ValueError, match="2 channels for a batch of 3"):
         obj.channel("a", [0, 1])(acts())
+
+
+def test_token_sequences_give_one_feature_per_channel_averaged_over_tokens():
+    tokens = torch.randn(3, 5, 7)  # batch, tokens, features
+    score = obj.channel("t", [0, 6, 2])({"t": tokens})
+    torch.testing.assert_close(
+        score, torch.stack([tokens[i, :, c].mean() for i, c in enumerate([0, 6, 2])])
+    )

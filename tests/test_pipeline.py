@@ -4,7 +4,9 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+from typing import ClassVar
 
 import pytest
 import torch
@@ -158,7 +160,14 @@ def test_refuses_to_write_into_a_folder_that_is_no_atlas(tmp_path, adapter, regi
 class Greedy(objectives.Channel):
     """A channel objective that runs out of memory whenever it sees more than two images."""
 
+    seen: ClassVar[list[int]] = []  # batch sizes tried, in order
+
+    @classmethod
+    def merge(cls, parts, rows):
+        return super().merge(parts, rows)  # batch the units as one Greedy
+
     def __call__(self, acts):
+        Greedy.seen.append(acts[self.layer].shape[0])
         if acts[self.layer].shape[0] > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return super().__call__(acts)
@@ -182,8 +191,10 @@ def test_batch_is_halved_when_memory_runs_out(tmp_path, adapter):
         batch_size=8,
         render=RenderSettings(steps=2),
     )
+    Greedy.seen.clear()
     result = build(tmp_path, registry, adapter, recipe)
     assert not result.failed and result.computed == 8
+    assert Greedy.seen[:3] == [8, 4, 2] and set(Greedy.seen) == {8, 4, 2}
 
 
 def test_python_api_names_an_unknown_keyword(tmp_path):
@@ -191,9 +202,24 @@ def test_python_api_names_an_unknown_keyword(tmp_path):
         atlas_api.build(model=TinyCNN(), layers=["conv1"], stpes=3, cache_dir=tmp_path)
 
 
+class SlowCNN(TinyCNN):
+    """Records which thread ran each forward, and when; each forward takes a while."""
+
+    calls: ClassVar[list[tuple[int, float, float]]] = []
+
+    def forward(self, x):
+        start = time.perf_counter()
+        time.sleep(0.02)
+        try:
+            return super().forward(x)
+        finally:  # the truncated forward leaves by an exception after the last layer needed
+            SlowCNN.calls.append((threading.get_ident(), start, time.perf_counter()))
+
+
 def test_live_module_with_several_jobs_runs_in_threads(tmp_path):
+    SlowCNN.calls.clear()
     result = atlas_api.build(
-        model=TinyCNN(),
+        model=SlowCNN(),
         layers=["conv1"],
         steps=2,
         batch_size=2,
@@ -203,3 +229,8 @@ def test_live_module_with_several_jobs_runs_in_threads(tmp_path):
         show_progress=False,
     )
     assert not result.failed and result.computed == 8
+    calls = SlowCNN.calls
+    workers = {thread for thread, _, _ in calls} - {threading.get_ident()}
+    assert len(workers) == 2
+    overlapping = any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for a in calls for b in calls)
+    assert overlapping, "the two jobs ran one after the other"

@@ -83,3 +83,13 @@ def test_atlas_plugins_json_lists_every_plugin():
     plugins = {p["name"]: p for p in json.loads(out)}
     assert plugins["shapes"]["registered"]["models"] == ["shapes"]
     assert "fft" in plugins["builtins"]["registered"]["parameterizations"]
+
+
+def test_atlas_plugins_names_which_entry_points_load(broken_dist, monkeypatch):
+    monkeypatch.syspath_prepend(str(broken_dist))
+    both = load_registry(env={"ATLAS_PLUGINS": "shapes, broken"})
+    assert sorted(p.name for p in both.plugins) == ["broken", "builtins", "shapes"]
+    assert "shapes" in both.names("models") and both.errors[0].name == "broken"
+    only = load_registry(env={"ATLAS_PLUGINS": "broken"})
+    assert [p.name for p in only.plugins] == ["builtins", "broken"]
+    assert "shapes" not in only.names("models")

@@ -3,6 +3,7 @@
 import functools
 import http.server
 import json
+import math
 import os
 import shutil
 import threading
@@ -101,6 +102,11 @@ def test_browse_from_index_to_unit(site, page):
     assert page.url.endswith("/layers/output.html")
     page.wait_for_load_state("load")
     assert all(width > 0 for width in loaded_images(page))
+    page.goto((site / "layers" / "enc1.html").as_uri())
+    page.fill("#filter", "13")  # a number is that channel, not 1, 3 and 13
+    shown = page.eval_on_selector_all(".unit", "us => us.filter(u => !u.hidden).length")
+    assert shown == 1 and page.inner_text("#count") == "1 of 16 channels"
+    page.goto((site / "layers" / "output.html").as_uri())
     page.fill("#filter", "circle")
     visible = page.eval_on_selector_all(".unit", "us => us.filter(u => !u.hidden).length")
     assert visible == 1
@@ -116,10 +122,12 @@ def test_browse_from_index_to_unit(site, page):
 
 def test_sort_by_objective_reorders_the_grid(site, page):
     page.goto((site / "layers" / "enc1.html").as_uri())
-    page.select_option("#sort", "objective")
     script = "us => us.map(u => parseFloat(u.dataset.objective))"
+    before = page.eval_on_selector_all(".unit", script)
+    page.select_option("#sort", "objective")
     values = page.eval_on_selector_all(".unit", script)
-    assert values == sorted(values, reverse=True)
+    assert all(math.isfinite(v) for v in values) and len(set(values)) == len(values)
+    assert values == sorted(values, reverse=True) and values != before
 
 
 def test_composed_pictures_and_negatives_are_shown(site, page):

@@ -3,6 +3,9 @@
 import hashlib
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 
 import cv2
@@ -70,9 +73,11 @@ max_channels = 21
 
 def test_timm_model_with_its_pretrained_config(tmp_path):
     manifest = build(tmp_path, model="timm/test_convnext", layers=["stages.0", "output"])
-    adapter = load_model(load_registry(), "timm/test_convnext")
-    assert manifest["model"]["input"]["size"] == list(adapter.input.size)
-    assert manifest["model"]["input"]["mean"] == list(adapter.input.mean)
+    # timm's pretrained_cfg for test_convnext: input_size (3, 160, 160), mean = std = 0.5
+    assert manifest["model"]["input"]["size"] == [160, 160]
+    assert manifest["model"]["input"]["mean"] == [0.5, 0.5, 0.5]
+    assert manifest["model"]["input"]["std"] == [0.5, 0.5, 0.5]
+    assert manifest["render"]["size"] == [160, 160]
 
 
 def test_vit_token_layers_have_a_clear_meaning(tmp_path):
@@ -108,6 +113,10 @@ steps = 2
 """,
     )
     assert units(manifest, "output")[1]["label"] == "circle"
+    adapter = load_model(load_registry(), f"file:{weights_path(None)}", arch="shapes/unet")
+    saved = torch.load(weights_path(None), weights_only=True)
+    for name, tensor in adapter.module.state_dict().items():
+        torch.testing.assert_close(tensor, saved[name], msg=name)
 
 
 def test_state_dict_without_architecture_says_what_to_add(tmp_path):
@@ -252,6 +261,17 @@ def test_timm_weights_found_in_the_hf_cache(offline_env):
     assert result.returncode == 0, result.stderr
     expected = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert json.loads(result.stdout)["weights_digest"] == expected
+    # huggingface_hub reads HF_HUB_CACHE when imported: load in a fresh process
+    code = (
+        "import torch; from atlas.plugins import load_registry; "
+        "from atlas.sources import load_model; "
+        "m = load_model(load_registry(), 'timm/test_resnet', 'pretrained').module; "
+        "print(sum(float(t.double().sum()) for t in m.state_dict().values()))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    expected_sum = sum(float(t.double().sum()) for t in made.state_dict().values())
+    assert float(loaded.stdout.split()[-1]) == pytest.approx(expected_sum, rel=1e-9)
 
 
 def test_model_that_rejects_the_input_size_says_how_to_fix_it(tmp_path):
@@ -272,3 +292,28 @@ def test_damaged_model_file_is_named(tmp_path):
     result = atlas("layers", f"file:{path}")
     assert result.returncode == 4
     assert f"{path} cannot be read as a torch file" in result.stderr
+
+
+def test_reachability_gives_up_after_its_timeout_on_a_silent_host():
+    from atlas.sources.offline import reachable
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)
+    port = silent.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the backlog: further connection attempts get no answer
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    start = time.perf_counter()
+    assert reachable(f"https://127.0.0.1:{port}/weights.pth", timeout=0.5) is False
+    assert 0.4 < time.perf_counter() - start < 3
+    with socket.socket() as answering:
+        answering.bind(("127.0.0.1", 0))
+        answering.listen(8)
+        assert reachable(f"http://127.0.0.1:{answering.getsockname()[1]}/w", timeout=0.5)
+    for sock in [silent, *fillers]:
+        sock.close()

@@ -1,0 +1,166 @@
+"""What the README promises about the command line, checked one claim at a time."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from helpers import TINY_RECIPE, atlas, atlas_build
+
+import atlas as atlas_package
+from atlas import render as render_module
+from atlas.cache import Cache
+from atlas.pipeline import plan_build
+from atlas.recipe import Recipe
+from atlas.render import RenderSettings
+
+FAILING_PLUGIN = """
+from atlas.hookspecs import hookimpl
+from atlas.objectives import channel
+
+
+@hookimpl
+def feature_atlas_register_objectives(register):
+    def picky(layer, channels):
+        if layer == "enc1":
+            raise RuntimeError("enc1 is not allowed")
+        return channel(layer, channels)
+
+    register("picky", picky)
+"""
+
+
+@pytest.fixture
+def picky_env(tmp_path):
+    """An installed plugin (module + dist-info on a path entry) with a failing objective."""
+    site = tmp_path / "site-packages"
+    dist = site / "picky_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: picky-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[feature_atlas]\npicky = picky_plugin\n")
+    (site / "picky_plugin.py").write_text(FAILING_PLUGIN)
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def test_failed_units_exit_1_with_their_lines_and_the_rest_is_kept(tmp_path, picky_env):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY_RECIPE.replace("steps = 6", 'steps = 6\nobjective = "picky"'))
+    out, cache = str(tmp_path / "site"), str(tmp_path / "cache")
+    result = atlas("build", str(recipe), "--out", out, "--cache-dir", cache, "-q", env=picky_env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "computed 7 pictures, 0 from the cache"
+    assert lines[1] == "failed: enc1 channel 0: RuntimeError: enc1 is not allowed"
+    assert lines[-1] == "... and 6 more failed; the site marks each of them"
+    assert result.stdout.strip().endswith("index.html")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["build", "--json"], "--json goes with --dry-run"),
+        (["build", "--jobs", "0"], "Invalid value for '--jobs'"),
+        (["build", "--frobnicate"], "No such option '--frobnicate'"),
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+    ],
+)
+def test_usage_errors_exit_4(args, message):
+    result = atlas(*args)
+    assert result.returncode == 4 and message in result.stderr
+
+
+def test_templates_device_and_quiet_options(tmp_path):
+    mine = tmp_path / "templates"
+    mine.mkdir()
+    (mine / "layer.html").write_text("MY LAYER {{ layer.name }}")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY_RECIPE)
+    quiet = atlas_build(recipe, tmp_path, "--templates", str(mine), "--device", "cpu")
+    assert quiet.returncode == 0, quiet.stderr
+    assert (tmp_path / "site" / "layers" / "enc1.html").read_text() == "MY LAYER enc1"
+    assert "it/s" not in quiet.stderr and "img" not in quiet.stderr  # no progress bar
+    noisy = atlas(
+        "build",
+        str(recipe),
+        "--cache-dir",
+        str(tmp_path / "c2"),
+        "--out",
+        str(tmp_path / "s2"),
+        "--device",
+        "cpu",
+    )
+    assert noisy.returncode == 0 and "atlas r:" in noisy.stderr and "23/23" in noisy.stderr
+
+
+def test_the_installed_console_script_runs():
+    script = Path(sys.executable).parent / "atlas"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and atlas_package.__version__ in done.stdout
+
+
+def test_build_without_a_recipe_plans_the_embedded_demo(tmp_path):
+    result = atlas("build", "--dry-run", "--json", "--cache-dir", str(tmp_path))
+    plan = json.loads(result.stdout)
+    assert plan["recipe"] == "shapes" and plan["model"] == "shapes/unet"
+    assert [layer["name"] for layer in plan["layers"]] == ["enc2", "mid", "output"]
+    assert plan["units_total"] == 103 and plan["pictures_total"] == 6
+    assert plan["dataset"]["source"] == "shapes/val" and plan["units_cached"] == 0
+
+
+def keys(adapter, registry, tmp_path, **changes):
+    recipe = Recipe(model="test/tiny", layers=["conv1"], render=RenderSettings(steps=4))
+    recipe = replace(recipe, **{k: v for k, v in changes.items() if k != "render"})
+    if "render" in changes:
+        recipe = replace(recipe, render=replace(recipe.render, **changes["render"]))
+    plan = plan_build(recipe, Cache(tmp_path), registry, adapter)
+    return [unit.key for unit in plan.units]
+
+
+def test_what_changes_the_cache_key_and_what_does_not(adapter, registry, tmp_path, monkeypatch):
+    base = keys(adapter, registry, tmp_path)
+    for change in ({"seed": 1}, {"render": {"steps": 5}}, {"render": {"size": (16, 16)}}):
+        assert keys(adapter, registry, tmp_path, **change) != base, change
+    for change in (
+        {"title": "another"},
+        {"jobs": 2},
+        {"out_dir": tmp_path / "elsewhere"},
+        {"batch_size": 3},
+    ):
+        assert keys(adapter, registry, tmp_path, **change) == base, change
+    adapter.weights_digest = "other-weights"
+    assert keys(adapter, registry, tmp_path) != base
+    adapter.weights_digest = "tiny-seed-0"
+    monkeypatch.setattr(render_module, "ENGINE_VERSION", "next")
+    assert keys(adapter, registry, tmp_path) != base
+
+
+def test_a_damaged_entry_is_recomputed_by_the_next_build(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY_RECIPE)
+    assert atlas_build(recipe, tmp_path).returncode == 0
+    png = next((tmp_path / "cache").rglob("*.png"))
+    png.write_bytes(png.read_bytes()[:40])  # torn, as by a full disk
+    again = atlas_build(recipe, tmp_path)
+    assert again.returncode == 0
+    assert "computed 1 pictures, 22 from the cache" in again.stderr
+
+
+def test_rendering_the_site_imports_no_torch(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY_RECIPE)
+    assert atlas_build(recipe, tmp_path).returncode == 0
+    code = (
+        "import json, sys; from pathlib import Path; from atlas.site import write_site; "
+        f"site = Path({str(tmp_path / 'site')!r}); "
+        "manifest = json.loads((site / 'manifest.json').read_text()); "
+        "images = {u['key']: site / u['image'] for l in manifest['layers'] for u in l['units']}; "
+        f"write_site(manifest, images, {str(tmp_path / 'again')!r}); "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert (tmp_path / "again" / "layers" / "enc1.html").is_file()
