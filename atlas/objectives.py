@@ -121,7 +121,8 @@ def stack(parts: Sequence[Objective], rows: Sequence[int] | None = None) -> Obje
     if len(parts) == 1 and rows[0] == 1:
         return parts[0]
     kind = type(parts[0])
-    if all(type(p) is kind for p in parts):
+    # a subclass that does not define its own merge would be merged into its base class
+    if all(type(p) is kind for p in parts) and "merge" in vars(kind):
         merged = kind.merge(parts, rows)
         if merged is not None:
             return merged
@@ -233,7 +234,7 @@ class Channel(Objective):
         ):
             return None
         channels = [c for p, n in zip(parts, rows, strict=True) for c in _repeat(p.channels, n)]
-        return Channel(first.layer, channels, first.mask)
+        return cls(first.layer, channels, first.mask)
 
 
 class Neuron(Objective):
@@ -274,7 +275,7 @@ class Neuron(Objective):
         if not same or not all(isinstance(p.channels, int) for p in parts):
             return None
         channels = [p.channels for p, n in zip(parts, rows, strict=True) for _ in range(n)]
-        return Neuron(first.layer, channels, first.x, first.y)
+        return cls(first.layer, channels, first.x, first.y)
 
 
 class LayerEnergy(Objective):
@@ -404,7 +405,7 @@ class Diversity(Objective):
             for p, n in zip(parts, rows, strict=True)
         ):
             return None
-        return Diversity(parts[0].layer, rows[0]) if len(set(rows)) == 1 else None
+        return cls(parts[0].layer, rows[0]) if len(set(rows)) == 1 else None
 
 
 class Penalty(Objective):
