@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,3 +340,30 @@ def make_crops(
             top, left, h, w = crop_box(found.positions[c, rank], found.grid, field, size)
             crops[(c, rank)] = prepared[index][top : top + h, left : left + w]
     return crops, field
+
+
+def find_and_store(
+    adapter: ModelAdapter,
+    dataset: Dataset,
+    layers: dict[str, str],
+    samples: int,
+    top_k: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device | str,
+    cache_root: str | Path,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run the pass over layers ({layer: cache key}) and store each layer's findings."""
+    start = time.perf_counter()
+    found, skipped = run_pass(
+        adapter, dataset, list(layers), samples, top_k, seed, batch_size, device, progress
+    )
+    seconds = time.perf_counter() - start
+    paths = getattr(dataset, "paths", None)
+    unreadable = [str(paths[i]) if paths else str(i) for i in skipped]
+    store = ExampleStore(cache_root)
+    for layer, key in layers.items():
+        crops, field = make_crops(adapter, dataset, layer, found[layer])
+        extra = {"skipped": unreadable, "field": list(field), "seconds": round(seconds, 3)}
+        store.put(key, layer, found[layer], crops, extra)

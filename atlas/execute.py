@@ -19,7 +19,7 @@ from joblib import Parallel, delayed
 from .adapter import ModelAdapter
 from .cache import Cache
 from .datasets import load_dataset
-from .examples import ExampleStore, make_crops, run_pass
+from .examples import find_and_store
 from .layers import OUTPUT, forward_layers
 from .objectives import stack
 from .plan import Task
@@ -211,27 +211,21 @@ def run_dataset_job(
         dataset = load_dataset(
             registry, job.spec.source, base_dir=base_dir, channels=adapter.input.channels, **options
         )
-    names = [layer for layer, _ in job.layers]
-    start = time.perf_counter()
-    found, skipped = run_pass(
+    layers = dict(job.layers)
+    device = resolve_device(job.device)
+    spec = job.spec
+    find_and_store(
         adapter,
         dataset,
-        names,
-        job.spec.samples,
-        job.spec.top_k,
-        job.spec.seed,
+        layers,
+        spec.samples,
+        spec.top_k,
+        spec.seed,
         job.batch_size,
-        resolve_device(job.device),
+        device,
+        job.cache_root,
         on_step,
     )
-    seconds = time.perf_counter() - start
-    paths = getattr(dataset, "paths", None)
-    unreadable = [str(paths[i]) if paths else str(i) for i in skipped]
-    store = ExampleStore(job.cache_root)
-    for layer, key in job.layers:
-        crops, field = make_crops(adapter, dataset, layer, found[layer])
-        extra = {"skipped": unreadable, "field": list(field), "seconds": round(seconds, 3)}
-        store.put(key, layer, found[layer], crops, extra)
     return [Outcome("dataset", "dataset pass", 0, None)]
 
 
