@@ -62,6 +62,23 @@ class Entry:
         return np.load(self.array).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """One picture ready to store: PNG bytes, float16 array bytes and its metadata."""
+
+    key: str
+    png: bytes
+    array: bytes
+    meta: dict
+
+    @classmethod
+    def of(cls, key: str, image: np.ndarray, meta: dict, alpha: bool = False) -> Encoded:
+        """Encode an (H, W, C) float image (with alpha, its last channel is opacity)."""
+        buffer = io.BytesIO()
+        np.save(buffer, image.astype(np.float16))
+        return cls(key, encode_png(image, alpha), buffer.getvalue(), meta)
+
+
 class Cache:
     """Results stored under root/<first two hex digits>/<key>.{png,npy,json}."""
 
@@ -96,21 +113,21 @@ class Cache:
 
         With alpha the image's last channel is its opacity, kept in the PNG.
         """
-        png, array, meta_path = self._paths(key)
-        png_bytes = encode_png(image, alpha)
-        buffer = io.BytesIO()
-        np.save(buffer, image.astype(np.float16))
-        array_bytes = buffer.getvalue()
-        atomic_write(png, png_bytes)
-        atomic_write(array, array_bytes)
+        return self.put_encoded(Encoded.of(key, image, meta, alpha))
+
+    def put_encoded(self, item: Encoded) -> Entry:
+        """Store a picture already encoded (by a worker, perhaps on another machine)."""
+        png, array, meta_path = self._paths(item.key)
+        atomic_write(png, item.png)
+        atomic_write(array, item.array)
         meta = {
-            **meta,
-            "key": key,
-            "png_sha256": hashlib.sha256(png_bytes).hexdigest(),
-            "array_sha256": hashlib.sha256(array_bytes).hexdigest(),
+            **item.meta,
+            "key": item.key,
+            "png_sha256": hashlib.sha256(item.png).hexdigest(),
+            "array_sha256": hashlib.sha256(item.array).hexdigest(),
         }
         atomic_write(meta_path, json.dumps(meta, indent=1).encode())
-        return Entry(key, png, array, meta)
+        return Entry(item.key, png, array, meta)
 
     def discard(self, key: str) -> None:
         """Remove whatever is stored for key."""

@@ -280,15 +280,10 @@ class ExampleStore:
                     return None
         return meta
 
-    def put(
-        self,
-        key: str,
-        layer: str,
-        found: LayerExamples,
-        crops: dict[tuple[int, int], np.ndarray],
-        extra: dict,
-    ) -> None:
+    def put(self, findings: LayerFindings) -> None:
         """Write the crops of every unit's examples, then the layer's meta.json."""
+        key, layer, found, crops = findings.key, findings.layer, findings.found, findings.crops
+        extra = findings.extra
         folder = self.folder(key)
         units = []
         for c in range(found.values.shape[0]):
@@ -342,7 +337,18 @@ def make_crops(
     return crops, field
 
 
-def find_and_store(
+@dataclass
+class LayerFindings:
+    """One layer's findings, ready for the store: what the client writes to the cache."""
+
+    key: str
+    layer: str
+    found: LayerExamples
+    crops: dict[tuple[int, int], np.ndarray]
+    extra: dict
+
+
+def find(
     adapter: ModelAdapter,
     dataset: Dataset,
     layers: dict[str, str],
@@ -351,10 +357,9 @@ def find_and_store(
     seed: int,
     batch_size: int,
     device: torch.device | str,
-    cache_root: str | Path,
     progress: Callable[[int], None] | None = None,
-) -> None:
-    """Run the pass over layers ({layer: cache key}) and store each layer's findings."""
+) -> list[LayerFindings]:
+    """Run the pass over layers ({layer: cache key}) and cut every unit's example crops."""
     start = time.perf_counter()
     found, skipped = run_pass(
         adapter, dataset, list(layers), samples, top_k, seed, batch_size, device, progress
@@ -362,8 +367,9 @@ def find_and_store(
     seconds = time.perf_counter() - start
     paths = getattr(dataset, "paths", None)
     unreadable = [str(paths[i]) if paths else str(i) for i in skipped]
-    store = ExampleStore(cache_root)
+    findings = []
     for layer, key in layers.items():
         crops, field = make_crops(adapter, dataset, layer, found[layer])
         extra = {"skipped": unreadable, "field": list(field), "seconds": round(seconds, 3)}
-        store.put(key, layer, found[layer], crops, extra)
+        findings.append(LayerFindings(key, layer, found[layer], crops, extra))
+    return findings

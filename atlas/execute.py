@@ -1,4 +1,5 @@
-"""Compute the missing units in joblib workers; each worker stores its results itself."""
+"""Compute the missing work in joblib workers; they send results back and only this process
+writes the cache (so a cluster needs no shared filesystem)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,9 @@ import torch
 from joblib import Parallel, delayed
 
 from .adapter import ModelAdapter
-from .cache import Cache
+from .cache import Cache, Encoded
 from .datasets import load_dataset
-from .examples import find_and_store
+from .examples import ExampleStore, LayerFindings, find
 from .layers import OUTPUT, forward_layers
 from .objectives import stack
 from .plan import Task
@@ -80,6 +81,7 @@ class Outcome:
     images: int = 1
     error: str | None = None
     layer: str | None = None
+    stored: tuple = field(default=(), repr=False)  # what the client writes to the cache
 
 
 def resolve_device(name: str) -> torch.device:
@@ -140,11 +142,9 @@ def _predicted_shares(
     ]
 
 
-def _store(
-    cache_root: str, tasks: Sequence[Task], result, seconds: float, shares: Sequence
-) -> None:
-    """Write each image of a rendered batch to the cache with its numbers."""
-    cache = Cache(cache_root)
+def _encode(tasks: Sequence[Task], result, seconds: float, shares: Sequence) -> list[Encoded]:
+    """Encode each image of a rendered batch with its numbers, ready for the cache."""
+    encoded = []
     row = 0
     for task in tasks:
         for key in task.keys:
@@ -158,8 +158,9 @@ def _store(
                 "seconds": round(seconds / len(result.final), 4),
                 "spec": task.spec,
             }
-            cache.put(key, result.images[row], meta, alpha=task.settings.alpha)
+            encoded.append(Encoded.of(key, result.images[row], meta, task.settings.alpha))
             row += 1
+    return encoded
 
 
 def _render_tasks(
@@ -192,12 +193,13 @@ def _render_tasks(
         raise
     device = resolve_device(job.device)
     shares = _predicted_shares(adapter, tasks, result.images, device)
-    _store(job.cache_root, tasks, result, time.perf_counter() - start, shares)
-    return [_outcome(t) for t in tasks]
+    encoded = _encode(tasks, result, time.perf_counter() - start, shares)
+    by_key = {item.key: item for item in encoded}
+    return [_outcome(t, stored=tuple(by_key[k] for k in t.keys)) for t in tasks]
 
 
-def _outcome(task: Task, error: str | None = None) -> Outcome:
-    return Outcome(task.key, task.name, task.images, error, task.meta.get("layer"))
+def _outcome(task: Task, error: str | None = None, stored: tuple = ()) -> Outcome:
+    return Outcome(task.key, task.name, task.images, error, task.meta.get("layer"), stored)
 
 
 def run_dataset_job(
@@ -211,22 +213,19 @@ def run_dataset_job(
         dataset = load_dataset(
             registry, job.spec.source, base_dir=base_dir, channels=adapter.input.channels, **options
         )
-    layers = dict(job.layers)
-    device = resolve_device(job.device)
     spec = job.spec
-    find_and_store(
+    findings = find(
         adapter,
         dataset,
-        layers,
+        dict(job.layers),
         spec.samples,
         spec.top_k,
         spec.seed,
         job.batch_size,
-        device,
-        job.cache_root,
+        resolve_device(job.device),
         on_step,
     )
-    return [Outcome("dataset", "dataset pass", 0, None)]
+    return [Outcome("dataset", "dataset pass", 0, None, stored=tuple(findings))]
 
 
 def run_job(
@@ -299,10 +298,23 @@ def execute(
     outcomes: list[Outcome] = []
     if n_jobs == 1:
         for job in jobs:
-            outcomes += run_job(job, registry, _step_progress(job, progress))
+            outcomes += write(run_job(job, registry, _step_progress(job, progress)), job.cache_root)
         return outcomes
     for done in _run_parallel(jobs, n_jobs, backend, registry):
-        outcomes += done
+        outcomes += write(done, jobs[0].cache_root)
         if progress:
             progress(sum(o.images for o in done))
     return outcomes
+
+
+def write(outcomes: Sequence[Outcome], cache_root: str) -> list[Outcome]:
+    """Store what workers sent back (only this process writes the cache); return the
+    outcomes without their payloads."""
+    cache, examples = Cache(cache_root), ExampleStore(cache_root)
+    for outcome in outcomes:
+        for item in outcome.stored:
+            if isinstance(item, LayerFindings):
+                examples.put(item)
+            else:
+                cache.put_encoded(item)
+    return [replace(o, stored=()) for o in outcomes]
