@@ -54,6 +54,16 @@ def cli() -> None:
 )
 @click.option("--device", help="Device to optimise on: auto, cpu, cuda, cuda:1 ...")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
+@click.option(
+    "--backend",
+    type=click.Choice(["loky", "threading", "sequential", "dask"]),
+    help="Where jobs run: loky processes (default), threads, in order, or a Dask cluster.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="A running Dask scheduler (tcp://HOST:PORT) to build on; implies --backend dask.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help="Channels optimised at once.")
 @click.option(
     "--templates",
@@ -72,6 +82,8 @@ def build(
     weights,
     device,
     jobs,
+    backend,
+    scheduler,
     batch_size,
     template_dirs,
     dry_run,
@@ -86,7 +98,16 @@ def build(
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
     parsed = load_recipe(recipe)
-    overrides = {"weights": weights, "device": device, "jobs": jobs, "batch_size": batch_size}
+    if scheduler and backend not in (None, "dask"):
+        raise click.UsageError("--scheduler goes with --backend dask")
+    overrides = {
+        "weights": weights,
+        "device": device,
+        "jobs": jobs,
+        "batch_size": batch_size,
+        "backend": "dask" if scheduler else backend,
+        "scheduler": scheduler,
+    }
     parsed = replace(parsed, **{k: v for k, v in overrides.items() if v is not None})
     registry = _registry()
     if dry_run:

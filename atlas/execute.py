@@ -253,25 +253,58 @@ def run_job(
         return [_outcome(t, message) for t in job.tasks]
 
 
-def _set_threads(jobs: int) -> None:
-    """Share the machine's cores among the worker processes."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+def _set_threads(threads: int | None) -> None:
+    """Give torch its share of the machine's cores (None: leave it as it is)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def run_on_worker(job: Job | DatasetJob, threads: int | None, registry: Registry | None):
+    """Run one job in a worker (a process, a thread, or a Dask worker)."""
+    _set_threads(threads)
+    if isinstance(job.model, ModelAdapter):  # hooks and patched ReLUs are per module
+        job = replace(job, model=copy.deepcopy(job.model))
+    return run_job(job, registry)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where jobs run: a joblib backend with n_jobs workers, or a connected Dask client
+    (``threads``: the torch threads each Dask task may use, None to leave them)."""
+
+    name: str = "sequential"
+    n_jobs: int = 1
+    client: object | None = field(default=None, compare=False)
+    threads: int | None = None
 
 
 def _run_parallel(
-    jobs: Sequence[Job], n_jobs: int, backend: str, registry: Registry | None
+    jobs: Sequence[Job | DatasetJob], backend: Backend, registry: Registry | None
 ) -> Iterable[list[Outcome]]:
     """Yield each job's outcomes as workers finish them."""
-    shared = registry if backend == "threading" else None  # processes load their own
+    if backend.name == "dask":
+        yield from _run_on_dask(jobs, backend)
+        return
+    shared = registry if backend.name == "threading" else None  # processes load their own
+    threads = max(1, (os.cpu_count() or 1) // backend.n_jobs)
+    parallel = Parallel(
+        n_jobs=backend.n_jobs, backend=backend.name, return_as="generator_unordered"
+    )
+    yield from parallel(delayed(run_on_worker)(job, threads, shared) for job in jobs)
 
-    def work(job: Job) -> list[Outcome]:
-        _set_threads(n_jobs)
-        if isinstance(job.model, ModelAdapter):  # hooks and patched ReLUs are per module
-            job = replace(job, model=copy.deepcopy(job.model))
-        return run_job(job, shared)
 
-    parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")
-    yield from parallel(delayed(work)(job) for job in jobs)
+def _run_on_dask(jobs: Sequence[Job | DatasetJob], backend: Backend) -> Iterable[list[Outcome]]:
+    """Submit the jobs to the Dask cluster and yield outcomes as they finish; stopping
+    early (Ctrl-C) cancels what is still pending."""
+    from distributed import as_completed
+
+    client = backend.client
+    futures = client.map(run_on_worker, jobs, threads=backend.threads, registry=None, pure=False)
+    try:
+        for _, outcomes in as_completed(futures, with_results=True):
+            yield outcomes
+    finally:
+        client.cancel(futures)
 
 
 def _step_progress(job: Job | DatasetJob, progress: Callable[[float], None] | None):
@@ -286,21 +319,21 @@ def _step_progress(job: Job | DatasetJob, progress: Callable[[float], None] | No
 
 def execute(
     jobs: Sequence[Job | DatasetJob],
-    n_jobs: int = 1,
-    backend: str = "loky",
+    backend: Backend | None = None,
     registry: Registry | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> list[Outcome]:
     """Run every job and return all outcomes; progress receives units done (fractions too).
 
-    With one job at a time everything runs in this process, with this registry.
+    With one worker and no cluster everything runs in this process, with this registry.
     """
+    backend = backend or Backend()
     outcomes: list[Outcome] = []
-    if n_jobs == 1:
+    if backend.n_jobs == 1 and backend.name != "dask":
         for job in jobs:
             outcomes += write(run_job(job, registry, _step_progress(job, progress)), job.cache_root)
         return outcomes
-    for done in _run_parallel(jobs, n_jobs, backend, registry):
+    for done in _run_parallel(jobs, backend, registry):
         outcomes += write(done, jobs[0].cache_root)
         if progress:
             progress(sum(o.images for o in done))

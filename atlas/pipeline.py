@@ -12,10 +12,11 @@ from tqdm import tqdm
 
 from .adapter import ModelAdapter
 from .cache import Cache, canonical_json, default_cache_dir
+from .cluster import backend_for
 from .compose import Context
 from .errors import AtlasError, PluginError
 from .examples import ExampleStore
-from .execute import DatasetJob, Job, ModelRef, Outcome, execute, resolve_device
+from .execute import Backend, DatasetJob, Job, ModelRef, Outcome, execute, resolve_device
 from .layers import catalogue, select
 from .manifest import example_files, make_manifest
 from .plan import Plan, batches, make_plan
@@ -150,7 +151,13 @@ def _bar(total: int, desc: str, unit: str, show: bool) -> tqdm:
 
 
 def _dataset_pass(
-    plan: Plan, cache: Cache, recipe: Recipe, registry: Registry, in_process: bool, show: bool
+    plan: Plan,
+    cache: Cache,
+    recipe: Recipe,
+    registry: Registry,
+    backend: Backend,
+    in_process: bool,
+    show: bool,
 ) -> list[Outcome]:
     """Run the dataset pass over the layers whose examples the cache lacks."""
     if plan.dataset is None or not plan.dataset.missing:
@@ -168,7 +175,7 @@ def _dataset_pass(
     )
     samples = min(planned.spec.samples, len(planned.dataset))
     with _bar(samples, "dataset examples", "img", show) as bar:
-        return execute([job], recipe.jobs, recipe.backend, registry, bar.update)
+        return execute([job], backend, registry, bar.update)
 
 
 def _examples(plan: Plan, cache: Cache) -> dict[str, dict]:
@@ -193,14 +200,22 @@ def run_build(
     registry = registry or load_registry()
     cache = Cache(cache_dir or default_cache_dir())
     plan = plan_build(recipe, cache, registry, adapter)
+    if adapter is not None and recipe.backend == "dask":
+        raise AtlasError(
+            "a live module cannot be sent to a Dask cluster: save it and build from a file "
+            "(file:PATH) or a source its workers can load"
+        )
     if adapter is not None and recipe.jobs > 1:
         recipe = replace(recipe, backend="threading")  # a live module stays in this process
-    in_process = recipe.jobs == 1 or recipe.backend == "threading"
-    outcomes = _dataset_pass(plan, cache, recipe, registry, in_process, show_progress)
+    in_process = recipe.backend != "dask" and (recipe.jobs == 1 or recipe.backend == "threading")
     jobs = _jobs(plan, cache, recipe.device, in_process)
     todo = sum(t.images for t in plan.missing)
-    with _bar(todo, f"atlas {recipe.name}", "img", show_progress) as bar:
-        outcomes += execute(jobs, recipe.jobs, recipe.backend, registry, bar.update)
+    busy = bool(jobs) or bool(plan.dataset and plan.dataset.missing)
+    name = recipe.backend if busy else "sequential"  # start no cluster for nothing
+    with backend_for(name, recipe.jobs, recipe.scheduler) as backend:
+        outcomes = _dataset_pass(plan, cache, recipe, registry, backend, in_process, show_progress)
+        with _bar(todo, f"atlas {recipe.name}", "img", show_progress) as bar:
+            outcomes += execute(jobs, backend, registry, bar.update)
     failed = [o for o in outcomes if o.error]
     entries = {key: cache.get(key) for task in plan.tasks for key in task.keys}
     examples = _examples(plan, cache)

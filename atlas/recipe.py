@@ -15,7 +15,7 @@ from .render import DEFAULT, RenderSettings
 from .transforms import CropSettings, TransformSettings
 
 DEMO = "shapes"
-BACKENDS = ("loky", "threading", "sequential")
+BACKENDS = ("loky", "threading", "sequential", "dask")
 
 # Allowed keys per table, with the Python types each accepts.
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
@@ -71,6 +71,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "batch_size": (int,),
         "device": (str,),
         "backend": (str,),
+        "scheduler": (str,),
         "jobs": (int,),
         "max_channels": (int,),
     },
@@ -135,6 +136,7 @@ class Recipe:
     batch_size: int = 64
     device: str = "auto"
     backend: str = "loky"
+    scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster
     jobs: int = 1
     max_channels: int | None = None
     out_dir: Path | None = None
@@ -385,7 +387,8 @@ def parse_recipe(
         **unit_settings(render, where),
         batch_size=run.get("batch_size", 64),
         device=run.get("device", "auto"),
-        backend=run.get("backend", "loky"),
+        backend=run.get("backend", "dask" if "scheduler" in run else "loky"),
+        scheduler=run.get("scheduler"),
         jobs=run.get("jobs", 1),
         max_channels=run.get("max_channels"),
         out_dir=Path(out_dir) if out_dir else None,

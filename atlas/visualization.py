@@ -222,9 +222,7 @@ def _through_cache(
         jobs = [Job(adapter, tuple(b), str(store.root), device) for b in batches(missing, 64)]
         total = sum(t.images for t in missing)
         with _bar(total, progress) as bar:
-            failed = [
-                o for o in execute(jobs, 1, registry=registry, progress=bar.update) if o.error
-            ]
+            failed = [o for o in execute(jobs, registry=registry, progress=bar.update) if o.error]
         if failed:
             raise AtlasError(f"atlas.visualize(): {failed[0].name} failed: {failed[0].error}")
     entries = [store.get(k) for t in tasks for k in t.keys]

@@ -69,3 +69,22 @@ def broken_links(site: Path) -> list[str]:
             if parsed.scheme or parsed.netloc or link.startswith("/") or not target.exists():
                 bad.append(f"{page.relative_to(site)} -> {link}")
     return bad
+
+
+def assert_same_pictures(site: Path, other: Path) -> None:
+    """Assert two builds of one recipe made the same pictures, up to the float rounding
+    of other thread counts and batch sizes."""
+    import json
+
+    import cv2
+    import numpy as np
+    import pytest
+
+    ours = json.loads((site / "manifest.json").read_text())
+    theirs = json.loads((other / "manifest.json").read_text())
+    for mine, first in zip(ours["layers"], theirs["layers"], strict=True):
+        for a, b in zip(mine["units"], first["units"], strict=True):
+            pa = cv2.imread(str(site / a["image"])).astype(float)
+            pb = cv2.imread(str(other / b["image"])).astype(float)
+            assert np.abs(pa - pb).mean() < 2.0, a["page"]
+            assert a["objective_final"] == pytest.approx(b["objective_final"], rel=0.02, abs=0.01)
