@@ -30,6 +30,7 @@ from .render import render
 from .weights import digests_in
 
 CURVE_POINTS = 64
+RETRY_LR_SCALE = 0.1  # a picture that came out NaN or inf is retried once at this lr factor
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,9 @@ def _predicted_shares(
     ]
 
 
-def _encode(tasks: Sequence[Task], result, seconds: float, shares: Sequence) -> list[Encoded]:
+def _encode(
+    tasks: Sequence[Task], result, seconds: float, shares: Sequence, lr_scale: float = 1.0
+) -> list[Encoded]:
     """Encode each image of a rendered batch with its numbers, ready for the cache."""
     encoded = []
     row = 0
@@ -158,6 +161,8 @@ def _encode(tasks: Sequence[Task], result, seconds: float, shares: Sequence) -> 
                 "seconds": round(seconds / len(result.final), 4),
                 "spec": task.spec,
             }
+            if lr_scale != 1.0:
+                meta["retried_with_lr_scale"] = lr_scale
             encoded.append(Encoded.of(key, result.images[row], meta, task.settings.alpha))
             row += 1
     return encoded
@@ -169,16 +174,21 @@ def _render_tasks(
     registry: Registry,
     adapter: ModelAdapter,
     on_step: Callable[[int], None] | None,
+    lr_scale: float = 1.0,
 ) -> list[Outcome]:
-    """Render and store tasks, halving the batch when the device runs out of memory."""
+    """Render tasks, halving the batch when the device runs out of memory and retrying
+    tasks whose pictures came out NaN or infinite once with a tenth of the learning rate."""
     objective = stack([t.objective for t in tasks], [t.images for t in tasks])
+    settings = tasks[0].settings
+    if lr_scale != 1.0:
+        settings = replace(settings, lr=settings.lr * lr_scale)
     start = time.perf_counter()
     try:
         result = render(
             adapter,
             objective,
             [seed for t in tasks for seed in t.seeds],
-            tasks[0].settings,
+            settings,
             registry,
             resolve_device(job.device),
             on_step,
@@ -187,15 +197,41 @@ def _render_tasks(
         if _is_oom(exc) and len(tasks) > 1:
             torch.cuda.empty_cache()
             half = len(tasks) // 2
-            return _render_tasks(job, tasks[:half], registry, adapter, None) + _render_tasks(
-                job, tasks[half:], registry, adapter, None
-            )
+            return _render_tasks(
+                job, tasks[:half], registry, adapter, None, lr_scale
+            ) + _render_tasks(job, tasks[half:], registry, adapter, None, lr_scale)
         raise
-    device = resolve_device(job.device)
-    shares = _predicted_shares(adapter, tasks, result.images, device)
-    encoded = _encode(tasks, result, time.perf_counter() - start, shares)
-    by_key = {item.key: item for item in encoded}
-    return [_outcome(t, stored=tuple(by_key[k] for k in t.keys)) for t in tasks]
+    good, kept, bad = _split_finite(tasks, result)
+    outcomes = []
+    if good:
+        shares = _predicted_shares(adapter, good, kept.images, resolve_device(job.device))
+        encoded = _encode(good, kept, time.perf_counter() - start, shares, lr_scale)
+        by_key = {item.key: item for item in encoded}
+        outcomes += [_outcome(t, stored=tuple(by_key[k] for k in t.keys)) for t in good]
+    if bad and lr_scale == 1.0:
+        outcomes += _render_tasks(job, bad, registry, adapter, None, lr_scale=RETRY_LR_SCALE)
+    elif bad:
+        lr = settings.lr
+        reason = f"the optimisation produced NaN or inf, also when retried with lr {lr:g}"
+        outcomes += [_outcome(t, reason) for t in bad]
+    return outcomes
+
+
+def _split_finite(tasks: Sequence[Task], result) -> tuple[list[Task], object, list[Task]]:
+    """Split tasks into those whose pictures and values are all finite (with their rows of
+    the result) and those that came out NaN or infinite."""
+    n = len(result.final)
+    finite = np.isfinite(result.images.reshape(n, -1)).all(1) & np.isfinite(result.final)
+    finite &= np.isfinite(result.curve).all(0)
+    ends = np.cumsum([t.images for t in tasks])
+    spans = [range(end - t.images, end) for t, end in zip(tasks, ends, strict=True)]
+    good = [(t, span) for t, span in zip(tasks, spans, strict=True) if finite[span].all()]
+    rows = [row for _, span in good for row in span]
+    kept = replace(
+        result, images=result.images[rows], final=result.final[rows], curve=result.curve[:, rows]
+    )
+    good_tasks = [t for t, _ in good]
+    return good_tasks, kept, [t for t in tasks if t not in good_tasks]
 
 
 def _outcome(task: Task, error: str | None = None, stored: tuple = ()) -> Outcome:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import ClassVar
 
 import pytest
@@ -234,3 +235,49 @@ def test_live_module_with_several_jobs_runs_in_threads(tmp_path):
     assert len(workers) == 2
     overlapping = any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for a in calls for b in calls)
     assert overlapping, "the two jobs ran one after the other"
+
+
+class Flaky(objectives.Channel):
+    """Channel 0 always scores NaN; channel 1 only in its first optimisation."""
+
+    poisoned: ClassVar[set[int]] = set()
+
+    def __call__(self, acts):
+        score = super().__call__(acts)
+        nan = self.channels == 0 or self.channels in Flaky.poisoned
+        if not torch.is_grad_enabled():  # the final scoring ends an optimisation
+            Flaky.poisoned.discard(self.channels)
+        return score * float("nan") if nan else score
+
+
+class FlakyPlugin:
+    @hookimpl
+    def feature_atlas_register_objectives(self, register):
+        register("flaky", Flaky)
+
+
+def test_nan_is_retried_with_a_lower_lr_then_fails_alone(tmp_path, adapter):
+    Flaky.poisoned = {1}
+    registry = load_registry(extra=[("flaky", FlakyPlugin())])
+    recipe = replace(tiny_recipe(objective="flaky"), render=RenderSettings(steps=3, lr=0.05))
+    result = build(tmp_path, registry, adapter, recipe)
+    failed = {(o.layer, o.name) for o in result.failed}
+    assert failed == {("conv1", "conv1 channel 0"), ("conv2", "conv2 channel 0")}
+    assert all("NaN or inf, also when retried with lr 0.005" in o.error for o in result.failed)
+    assert result.computed == 8 + 6 - 2
+    units = {(u.layer, u.channel): u for u in result.plan.units}
+    retried = Cache(tmp_path / "cache").get(units[("conv1", 1)].key).meta
+    assert retried["retried_with_lr_scale"] == 0.1
+    page = (tmp_path / "site" / "units" / "conv1" / "0.html").read_text()
+    assert "This unit failed: the optimisation produced NaN or inf" in page
+
+
+def test_non_finite_numbers_in_a_recipe_are_refused(tmp_path):
+    from atlas.errors import RecipeError
+    from atlas.recipe import load_recipe
+
+    for line in ("lr = nan", "lr = inf", "regularizers = {tv = -inf}"):
+        path = tmp_path / "r.toml"
+        path.write_text(f'layers = ["output"]\n[model]\nsource = "shapes/unet"\n[render]\n{line}\n')
+        with pytest.raises(RecipeError, match="finite number"):
+            load_recipe(path)
