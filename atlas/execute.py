@@ -21,7 +21,7 @@ from .adapter import ModelAdapter
 from .cache import Cache, Encoded
 from .datasets import load_dataset
 from .examples import ExampleStore, LayerFindings, find
-from .layers import OUTPUT, forward_layers
+from .layers import OUTPUT, fit_input_size, forward_layers
 from .objectives import stack
 from .plan import Task
 from .plugins import Registry, load_registry
@@ -103,7 +103,9 @@ def _worker_model(ref: ModelRef) -> ModelAdapter:
     """Load a model once per worker process."""
     from .sources import load_model
 
-    return load_model(_worker_registry(), ref.source, ref.weights, **json.loads(ref.options))
+    adapter = load_model(_worker_registry(), ref.source, ref.weights, **json.loads(ref.options))
+    fit_input_size(adapter)  # as the client did when it planned
+    return adapter
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -212,3 +212,29 @@ def forward_layers(
     """Run the model on x once and return the named activations."""
     with Probe(adapter, names) as probe:
         return probe(x)
+
+
+PROBE_MARGIN = 24  # lucid's pad of 12 on each side: the canvas a transformed picture has
+
+
+def needs_own_size(adapter: ModelAdapter, device: torch.device | str = "cpu") -> bool:
+    """Return True if the model runs at its input size but not on a larger canvas (a Linear
+    head over flattened features, say): then every canvas must be resized back to it."""
+    if adapter.input.fixed_size:
+        return False
+    h, w = adapter.input.size
+    grey = torch.full((1, adapter.input.channels, h + PROBE_MARGIN, w + PROBE_MARGIN), 0.5)
+    try:
+        with torch.no_grad():
+            adapter.module.to(device)(adapter.input.normalize(grey.to(device)))
+    except Exception:  # any failure here means: not at this size
+        return True
+    return False
+
+
+def fit_input_size(adapter: ModelAdapter) -> bool:
+    """Mark the adapter fixed-size if it needs its own size; return True if it changed."""
+    if not needs_own_size(adapter):
+        return False
+    adapter.input = replace(adapter.input, fixed_size=True)
+    return True

@@ -17,7 +17,7 @@ from .compose import Context
 from .errors import AtlasError, PluginError
 from .examples import ExampleStore
 from .execute import Backend, DatasetJob, Job, ModelRef, Outcome, execute, resolve_device
-from .layers import catalogue, select
+from .layers import catalogue, fit_input_size, select
 from .manifest import example_files, make_manifest
 from .plan import Plan, batches, make_plan
 from .plugins import Registry, load_registry
@@ -109,6 +109,12 @@ def plan_build(
             adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
     found = catalogue(adapter)
     layers = select(found, recipe.layers, recipe.model)
+    if fit_input_size(adapter):
+        h, w = adapter.input.size
+        sys.stderr.write(
+            f"note: {recipe.model} takes only its own input size ({h}x{w}); every transformed "
+            "canvas is resized back to it\n"
+        )
     check_per_channel(recipe, registry, layers[0].name)
     check_device(recipe.device)
     where = str(recipe.path) if recipe.path else recipe.name
