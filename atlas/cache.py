@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -106,6 +107,8 @@ class Cache:
         if not intact:
             self.discard(key)
             return None
+        with contextlib.suppress(OSError):  # mark it used, for `atlas cache prune --older-than`
+            os.utime(meta_path)
         return Entry(key, png, array, meta)
 
     def put(self, key: str, image: np.ndarray, meta: dict, alpha: bool = False) -> Entry:

@@ -1,4 +1,4 @@
-"""The ``atlas`` command: build, layers, plugins, spectrum."""
+"""The ``atlas`` command: build, layers, plugins, spectrum, cache."""
 
 from __future__ import annotations
 
@@ -230,6 +230,86 @@ def spectrum(folder, out, size) -> None:
     from .spectrum import write_spectrum
 
     click.echo(str(write_spectrum(folder, out, size).resolve()))
+
+
+@cli.group()
+def cache() -> None:
+    """Look at a result cache and keep it in bounds."""
+
+
+CACHE_DIR = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The cache (default: $ATLAS_CACHE_DIR or ~/.cache/feature-atlas).",
+)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+@cache.command("info")
+@CACHE_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_info(cache_dir, as_json) -> None:
+    """Print how many pictures and dataset examples the cache holds, and for which models."""
+    from .cache import default_cache_dir
+    from .maintenance import info
+
+    found = info(cache_dir or default_cache_dir())
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    click.echo(
+        f"{found['root']}: {found['pictures']} pictures, {found['examples']} layers of "
+        f"dataset examples, {_megabytes(found['bytes'])}"
+    )
+    for model, row in sorted(found["models"].items()):
+        click.echo(
+            f"  {model:<48} {row['pictures']:>7} pictures {row['examples']:>4} examples "
+            f"{_megabytes(row['bytes']):>10}"
+        )
+
+
+@cache.command("prune")
+@CACHE_DIR
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Remove what no build has written or read for DAYS days.",
+)
+@click.option(
+    "--keep",
+    "keep",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Remove everything these recipes do not use (repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def cache_prune(cache_dir, older_than, keep, dry_run) -> None:
+    """Remove old entries, or every entry the given recipes do not use."""
+    from .cache import Cache, default_cache_dir
+    from .maintenance import prune
+    from .pipeline import plan_build
+    from .recipe import load_recipe
+
+    if older_than is None and not keep:
+        raise click.UsageError("say what to remove: --older-than DAYS and/or --keep RECIPE")
+    root = cache_dir or default_cache_dir()
+    kept = None
+    if keep:
+        registry, kept = _registry(), set()
+        for path in keep:
+            plan = plan_build(load_recipe(path), Cache(root), registry)
+            kept |= {k for task in plan.tasks for k in task.keys}
+            kept |= set(plan.dataset.keys.values()) if plan.dataset else set()
+    removed = prune(root, older_than, kept, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {removed['pictures']} pictures and {removed['examples']} layers of dataset "
+        f"examples, {_megabytes(removed['bytes'])}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,10 @@ State per unit is k values plus the top 1% needed for an exact p99, never the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -278,6 +280,8 @@ class ExampleStore:
                 example["file"] = str(self.folder(key) / example["file"])
                 if not Path(example["file"]).is_file():
                     return None
+        with contextlib.suppress(OSError):  # mark it used, for `atlas cache prune --older-than`
+            os.utime(self.folder(key) / "meta.json")
         return meta
 
     def put(self, findings: LayerFindings) -> None:
@@ -370,6 +374,11 @@ def find(
     findings = []
     for layer, key in layers.items():
         crops, field = make_crops(adapter, dataset, layer, found[layer])
-        extra = {"skipped": unreadable, "field": list(field), "seconds": round(seconds, 3)}
+        extra = {
+            "skipped": unreadable,
+            "field": list(field),
+            "seconds": round(seconds, 3),
+            "model": adapter.identity(),
+        }
         findings.append(LayerFindings(key, layer, found[layer], crops, extra))
     return findings
