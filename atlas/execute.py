@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from joblib import Parallel, delayed
+from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from .adapter import ModelAdapter
 from .cache import Cache, Encoded
@@ -286,9 +287,7 @@ def run_job(
         message = f"{type(exc).__name__}: {exc}"
         if os.environ.get("ATLAS_DEBUG"):
             message += "\n" + traceback.format_exc()
-        if isinstance(job, DatasetJob):
-            return [Outcome("dataset", "dataset pass", 0, message)]
-        return [_outcome(t, message) for t in job.tasks]
+        return failed(job, message)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -325,22 +324,67 @@ def _run_parallel(
         return
     shared = registry if backend.name == "threading" else None  # processes load their own
     threads = max(1, (os.cpu_count() or 1) // backend.n_jobs)
-    parallel = Parallel(
-        n_jobs=backend.n_jobs, backend=backend.name, return_as="generator_unordered"
-    )
-    yield from parallel(delayed(run_on_worker)(job, threads, shared) for job in jobs)
+    yield from _survive_deaths(list(jobs), backend, threads, shared)
+
+
+def _indexed(i: int, job, threads: int | None, registry: Registry | None):
+    return i, run_on_worker(job, threads, registry)
+
+
+def _survive_deaths(
+    jobs: list, backend: Backend, threads: int, registry: Registry | None, alone: bool = False
+) -> Iterable[list[Outcome]]:
+    """Run jobs on the joblib backend; when a worker process dies (killed, out of memory, a
+    crash in an extension), run what is left again, then one job at a time to find the job
+    that kills its worker: only that job's units fail."""
+    pending = dict(enumerate(jobs))
+    while pending:
+        batch = [next(iter(pending.items()))] if alone else list(pending.items())
+        parallel = Parallel(
+            n_jobs=backend.n_jobs, backend=backend.name, return_as="generator_unordered"
+        )
+        try:
+            for i, outcomes in parallel(
+                delayed(_indexed)(i, job, threads, registry) for i, job in batch
+            ):
+                del pending[i]
+                yield outcomes
+        except TerminatedWorkerError as exc:
+            if alone or len(batch) == 1:  # found the job that kills its worker
+                i, job = batch[0]
+                del pending[i]
+                yield failed(job, f"its worker process died ({_first_line(exc)})")
+                alone = False
+            else:
+                alone = True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def failed(job: Job | DatasetJob, message: str) -> list[Outcome]:
+    """Return the outcomes of a job none of whose work came back."""
+    if isinstance(job, DatasetJob):
+        return [Outcome("dataset", "dataset pass", 0, message)]
+    return [_outcome(t, message) for t in job.tasks]
 
 
 def _run_on_dask(jobs: Sequence[Job | DatasetJob], backend: Backend) -> Iterable[list[Outcome]]:
-    """Submit the jobs to the Dask cluster and yield outcomes as they finish; stopping
-    early (Ctrl-C) cancels what is still pending."""
+    """Submit the jobs to the Dask cluster and yield outcomes as they finish; a job whose
+    workers kept dying fails alone; stopping early (Ctrl-C) cancels what is pending."""
     from distributed import as_completed
 
     client = backend.client
     futures = client.map(run_on_worker, jobs, threads=backend.threads, registry=None, pure=False)
+    job_of = dict(zip(futures, jobs, strict=True))
     try:
-        for _, outcomes in as_completed(futures, with_results=True):
-            yield outcomes
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # KilledWorker and the like: the job's, not the build's
+                yield failed(job_of[future], f"its Dask task failed ({_first_line(exc)})")
     finally:
         client.cancel(futures)
 

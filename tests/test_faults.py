@@ -1,0 +1,80 @@
+"""A unit that kills its own worker process fails with the units its worker held; the build
+carries on."""
+
+import json
+import os
+
+import pytest
+from helpers import TINY_RECIPE, atlas
+
+KILLER = '''
+import os
+import signal
+
+from atlas.hookspecs import hookimpl
+from atlas.objectives import Channel
+
+
+class Killer(Channel):
+    """Channel 3 of enc1 kills the worker process that optimises it."""
+
+    def __init__(self, layer, channels, mask=None):
+        super().__init__(layer, channels, mask)
+        self.home = os.getpid()  # the planning process, which must survive
+
+    def __call__(self, acts):
+        if self.layer == "enc1" and 3 in [self.channels] and os.getpid() != self.home:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().__call__(acts)
+
+
+@hookimpl
+def feature_atlas_register_objectives(register):
+    register("killer", Killer)
+'''
+
+
+@pytest.fixture
+def killer_env(tmp_path):
+    site = tmp_path / "site-packages"
+    dist = site / "killer_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: killer-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[feature_atlas]\nkiller = killer_plugin\n")
+    (site / "killer_plugin.py").write_text(KILLER)
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+@pytest.mark.parametrize("backend", ["loky", "dask"])
+def test_a_unit_that_kills_its_worker_fails_alone(tmp_path, killer_env, backend):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        TINY_RECIPE.replace("steps = 6", 'steps = 4\nobjective = "killer"').replace(
+            "batch_size = 8", "batch_size = 4"
+        )
+    )
+    out = tmp_path / "site"
+    result = atlas(
+        "build",
+        str(recipe),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "-q",
+        "--jobs",
+        "2",
+        "--backend",
+        backend,
+        env=killer_env,
+    )
+    assert result.returncode == 1, result.stderr
+    failures = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    held = [f"enc1 channel {c}" for c in range(4)]  # the batch of 4 the dying worker held
+    assert sorted(line.split(":")[1].strip() for line in failures) == held
+    died = "its worker process died" if backend == "loky" else "its Dask task failed"
+    assert died in failures[0]
+    assert "computed 19 pictures" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    errors = [u["channel"] for layer in manifest["layers"] for u in layer["units"] if u["error"]]
+    assert errors == [0, 1, 2, 3]
