@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/build_demo.py
+	$(BIN)/python bench/scale.py
 
 weights: $(STAMP)
 	$(BIN)/python -m atlas_shapes.train

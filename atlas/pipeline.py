@@ -17,8 +17,9 @@ from .compose import Context
 from .errors import AtlasError, PluginError
 from .examples import ExampleStore
 from .execute import Backend, DatasetJob, Job, ModelRef, Outcome, execute, resolve_device
-from .layers import catalogue, fit_input_size, select
+from .layers import INPUT, catalogue, fit_input_size, select
 from .manifest import example_files, make_manifest
+from .memory import available_bytes, bytes_per_picture, fit_batch
 from .plan import Plan, batches, make_plan
 from .plugins import Registry, load_registry
 from .recipe import Recipe
@@ -137,10 +138,36 @@ def plan_build(
 def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
     """Split the missing tasks into batches that workers can run."""
     model = plan.adapter if in_process else _model_ref(plan.recipe)
+    recipe = plan.recipe
+    limit = None if recipe.scheduler else _memory_limit(plan)  # a remote cluster's is unknown
     return [
         Job(model, tuple(batch), str(cache.root), device)
-        for batch in batches(plan.missing, plan.recipe.batch_size)
+        for batch in batches(plan.missing, recipe.batch_size, limit)
     ]
+
+
+def _memory_limit(plan: Plan):
+    """Return a function giving the largest batch of a task's kind that fits in memory,
+    measured once per layer set and canvas; say so on stderr when it caps the recipe's."""
+    recipe, device = plan.recipe, resolve_device(plan.recipe.device)
+    available = available_bytes(device)
+    known: dict[tuple, int] = {}
+
+    def limit(task) -> int:
+        layers = frozenset(task.objective.layers - {INPUT})
+        key = (layers, task.settings.size)
+        if key not in known:
+            per = bytes_per_picture(plan.adapter, layers, task.settings.size, device)
+            known[key] = fit_batch(recipe.batch_size, per, available, recipe.jobs)
+            if known[key] < recipe.batch_size:
+                sys.stderr.write(
+                    f"note: batches of {', '.join(sorted(layers)) or 'the picture'} capped at "
+                    f"{known[key]} pictures (batch_size {recipe.batch_size}) to fit "
+                    f"{available / 1e9:.1f} GB of free memory ({per / 1e6:.0f} MB a picture)\n"
+                )
+        return known[key]
+
+    return limit
 
 
 def _bar(total: int, desc: str, unit: str, show: bool) -> tqdm:

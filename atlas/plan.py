@@ -3,7 +3,7 @@ composed pictures, and every optimisation task with its canonical spec and cache
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .adapter import ModelAdapter
@@ -325,15 +325,19 @@ def plan_dataset(
     return planned
 
 
-def batches(tasks: Sequence[Task], size: int) -> Iterator[list[Task]]:
-    """Group tasks by group and settings into batches of at most size images."""
+def batches(
+    tasks: Sequence[Task], size: int, limit: Callable[[Task], int] | None = None
+) -> Iterator[list[Task]]:
+    """Group tasks by group and settings into batches of at most size images (or of what
+    limit says fits, for the group's first task, if that is fewer)."""
     groups: dict[tuple[str, str], list[Task]] = {}
     for task in tasks:
         groups.setdefault((task.group, canonical_json(task.settings.as_dict())), []).append(task)
     for group in groups.values():
+        most = min(size, limit(group[0])) if limit else size
         batch: list[Task] = []
         for task in group:
-            if batch and sum(t.images for t in batch) + task.images > size:
+            if batch and sum(t.images for t in batch) + task.images > most:
                 yield batch
                 batch = []
             batch.append(task)
