@@ -15,6 +15,7 @@ import torch
 
 from .adapter import ModelAdapter
 from .layers import Probe
+from .render import model_input
 
 SHARE = 0.5  # of the available memory that the batches of all workers may use together
 SAFETY = 3.0  # saved tensors, their gradients and the kernels' workspace
@@ -54,7 +55,7 @@ def bytes_per_picture(
         torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
         Probe(adapter, layers) as probe,
     ):
-        probe(adapter.input.normalize(x))
+        probe(model_input(adapter, x))  # resized as the optimiser does for fixed-size models
     return max(1, (saved + x.numel() * x.element_size()) // 2)
 
 

@@ -157,7 +157,11 @@ def _memory_limit(plan: Plan):
         layers = frozenset(task.objective.layers - {INPUT})
         key = (layers, task.settings.size)
         if key not in known:
-            per = bytes_per_picture(plan.adapter, layers, task.settings.size, device)
+            try:
+                per = bytes_per_picture(plan.adapter, layers, task.settings.size, device)
+            except Exception:  # a model the measure cannot run: its batches stay as asked
+                known[key] = recipe.batch_size
+                return known[key]
             known[key] = fit_batch(recipe.batch_size, per, available, recipe.jobs)
             if known[key] < recipe.batch_size:
                 sys.stderr.write(

@@ -133,7 +133,7 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _model_input(adapter: ModelAdapter, image: torch.Tensor) -> torch.Tensor:
+def model_input(adapter: ModelAdapter, image: torch.Tensor) -> torch.Tensor:
     """Resize for fixed-size models and normalise as the model expects."""
     if adapter.input.fixed_size and tuple(image.shape[-2:]) != tuple(adapter.input.size):
         image = F.interpolate(image, size=adapter.input.size, mode="bilinear", align_corners=False)
@@ -157,7 +157,7 @@ def _score(
     untransformed picture under ``'input'``.
     """
     with _autocast(view.device):
-        acts = probe(_model_input(adapter, view))
+        acts = probe(model_input(adapter, view))
         b = picture.shape[0]
         scores = []
         for k in range(crops):
