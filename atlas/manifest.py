@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .cache import Entry
-from .execute import Outcome
+from .jobs import Outcome
 from .plan import Plan, Unit
 from .site import slugify
 

@@ -16,7 +16,8 @@ from .cluster import backend_for
 from .compose import Context
 from .errors import AtlasError, PluginError
 from .examples import ExampleStore
-from .execute import Backend, DatasetJob, Job, ModelRef, Outcome, execute, resolve_device
+from .execute import Backend, execute
+from .jobs import DatasetJob, Job, ModelRef, Outcome, resolve_device
 from .layers import INPUT, catalogue, fit_input_size, select
 from .manifest import example_files, make_manifest
 from .memory import available_bytes, bytes_per_picture, fit_batch

@@ -18,8 +18,9 @@ from .adapter import ModelAdapter
 from .cache import Cache, default_cache_dir
 from .compose import Context, as_objective
 from .errors import AtlasError
-from .execute import Job, curve_points, execute, resolve_device
+from .execute import execute
 from .images import encode_png
+from .jobs import Job, curve_points, resolve_device
 from .layers import catalogue
 from .objectives import INPUT, Diversity, Objective, stack
 from .pipeline import check_device, settle
