@@ -50,13 +50,20 @@ def dask_client(n_jobs: int, scheduler: str | None = None) -> Iterator[tuple[obj
         with client:
             yield client, None
         return
-    cluster = LocalCluster(
-        n_workers=n_jobs,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    import dask
+
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which made torch's
+    # CPU steps 2.4x slower here (glibc hands memory back on every large free).
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(
+            n_workers=n_jobs,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     with cluster, Client(cluster) as client:
         yield client, max(1, (os.cpu_count() or 1) // n_jobs)
