@@ -213,7 +213,9 @@ def _dataset_pass(
     )
     samples = min(planned.spec.samples, len(planned.dataset))
     with _bar(samples, "dataset examples", "img", show) as bar:
-        return execute([job], backend, registry, bar.update)
+        outcomes = execute([job], backend, registry, bar.update)
+        bar.update(samples - bar.n)  # a worker elsewhere reports only when it is done
+    return outcomes
 
 
 def _examples(plan: Plan, cache: Cache) -> dict[str, dict]:
