@@ -88,3 +88,17 @@ def assert_same_pictures(site: Path, other: Path) -> None:
             pb = cv2.imread(str(other / b["image"])).astype(float)
             assert np.abs(pa - pb).mean() < 2.0, a["page"]
             assert a["objective_final"] == pytest.approx(b["objective_final"], rel=0.02, abs=0.01)
+
+
+def plugin_env(root: Path, name: str, source: str) -> dict:
+    """Install a one-module plugin (module + dist-info on a path entry) under root and
+    return an environment whose Python finds it through its entry point ``name``."""
+    import os
+
+    site = root / "site-packages"
+    dist = site / f"{name}_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[feature_atlas]\n{name} = {name}_plugin\n")
+    (site / f"{name}_plugin.py").write_text(source)
+    return {**os.environ, "PYTHONPATH": str(site)}

@@ -1,14 +1,13 @@
 """What the README promises about the command line, checked one claim at a time."""
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import TINY_RECIPE, atlas, atlas_build
+from helpers import TINY_RECIPE, atlas, atlas_build, plugin_env
 
 import atlas as atlas_package
 from atlas import render as render_module
@@ -35,14 +34,8 @@ def feature_atlas_register_objectives(register):
 
 @pytest.fixture
 def picky_env(tmp_path):
-    """An installed plugin (module + dist-info on a path entry) with a failing objective."""
-    site = tmp_path / "site-packages"
-    dist = site / "picky_plugin-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: picky-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[feature_atlas]\npicky = picky_plugin\n")
-    (site / "picky_plugin.py").write_text(FAILING_PLUGIN)
-    return {**os.environ, "PYTHONPATH": str(site)}
+    """An installed plugin whose objective fails on one layer."""
+    return plugin_env(tmp_path, "picky", FAILING_PLUGIN)
 
 
 def test_failed_units_exit_1_with_their_lines_and_the_rest_is_kept(tmp_path, picky_env):

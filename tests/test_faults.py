@@ -2,10 +2,9 @@
 carries on."""
 
 import json
-import os
 
 import pytest
-from helpers import TINY_RECIPE, atlas
+from helpers import TINY_RECIPE, atlas, plugin_env
 
 KILLER = '''
 import os
@@ -36,13 +35,8 @@ def feature_atlas_register_objectives(register):
 
 @pytest.fixture
 def killer_env(tmp_path):
-    site = tmp_path / "site-packages"
-    dist = site / "killer_plugin-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: killer-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[feature_atlas]\nkiller = killer_plugin\n")
-    (site / "killer_plugin.py").write_text(KILLER)
-    return {**os.environ, "PYTHONPATH": str(site)}
+    """An installed plugin whose objective kills the worker process that runs it."""
+    return plugin_env(tmp_path, "killer", KILLER)
 
 
 @pytest.mark.parametrize("backend", ["loky", "dask"])
