@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,12 @@ class Mask:
     pixels_sha256: str | None = None
 
     def at(self, h: int, w: int) -> np.ndarray:
-        """Return the (h, w) float32 weights of this mask on an h x w grid."""
+        """Return the (h, w) float32 weights of this mask on an h x w grid (computed once per
+        grid: objectives ask for them at every optimisation step)."""
+        return _weights(self, h, w)
+
+    def compute(self, h: int, w: int) -> np.ndarray:
+        """Compute the (h, w) float32 weights of this mask."""
         if self.pixels is not None:
             return cv2.resize(self.pixels, (w, h), interpolation=cv2.INTER_AREA).clip(0, 1)
         if self.region == "border":
@@ -52,6 +58,12 @@ class Mask:
         if self.region:
             return {"region": self.region}
         return {"rect": list(self.rect)}
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(mask: Mask, h: int, w: int) -> np.ndarray:
+    """Return a mask's weights on a grid, remembered (callers must not modify them)."""
+    return mask.compute(h, w)
 
 
 def _rect_weights(rect, h: int, w: int) -> np.ndarray:

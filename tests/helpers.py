@@ -35,10 +35,13 @@ def atlas(
     )
 
 
-def atlas_build(recipe: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
+def atlas_build(
+    recipe: Path, root: Path, *extra: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run ``atlas build RECIPE`` with its site and cache under root."""
     out, cache = str(root / "site"), str(root / "cache")
-    return atlas("build", str(recipe), "--out", out, "--cache-dir", cache, "--quiet", *extra)
+    args = ("build", str(recipe), "--out", out, "--cache-dir", cache, "--quiet", *extra)
+    return atlas(*args, env=env)
 
 
 class _Links(HTMLParser):

@@ -41,8 +41,7 @@ def picky_env(tmp_path):
 def test_failed_units_exit_1_with_their_lines_and_the_rest_is_kept(tmp_path, picky_env):
     recipe = tmp_path / "r.toml"
     recipe.write_text(TINY_RECIPE.replace("steps = 6", 'steps = 6\nobjective = "picky"'))
-    out, cache = str(tmp_path / "site"), str(tmp_path / "cache")
-    result = atlas("build", str(recipe), "--out", out, "--cache-dir", cache, "-q", env=picky_env)
+    result = atlas_build(recipe, tmp_path, env=picky_env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "computed 7 pictures, 0 from the cache"

@@ -4,7 +4,7 @@ carries on."""
 import json
 
 import pytest
-from helpers import TINY_RECIPE, atlas, plugin_env
+from helpers import TINY_RECIPE, atlas_build, plugin_env
 
 KILLER = '''
 import os
@@ -48,20 +48,8 @@ def test_a_unit_that_kills_its_worker_fails_alone(tmp_path, killer_env, backend)
         )
     )
     out = tmp_path / "site"
-    result = atlas(
-        "build",
-        str(recipe),
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "-q",
-        "--jobs",
-        "2",
-        "--backend",
-        backend,
-        env=killer_env,
-    )
+    args = ("--jobs", "2", "--backend", backend)
+    result = atlas_build(recipe, tmp_path, *args, env=killer_env)
     assert result.returncode == 1, result.stderr
     failures = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
     held = [f"enc1 channel {c}" for c in range(4)]  # the batch of 4 the dying worker held

@@ -4,7 +4,7 @@ import json
 import os
 
 import torch
-from helpers import atlas
+from helpers import atlas_build
 
 import atlas as atlas_api
 
@@ -54,19 +54,8 @@ steps = 4
 """
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    out, cache = tmp_path / "site", tmp_path / "cache"
-    result = atlas(
-        "build",
-        str(recipe),
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(cache),
-        "-q",
-        "--jobs",
-        "2",
-        env=env,
-    )
+    out = tmp_path / "site"
+    result = atlas_build(recipe, tmp_path, "--jobs", "2", env=env)
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
     assert notes == [
