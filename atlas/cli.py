@@ -52,7 +52,11 @@ def cli() -> None:
     help="Weights to use instead of the recipe's model.weights: a name "
     "such as DEFAULT or a local file.",
 )
-@click.option("--device", help="Device to optimise on: auto, cpu, cuda, cuda:1 ...")
+@click.option(
+    "--device",
+    help="Device to optimise on: auto, cpu, cuda, cuda:1 ... (cuda with --jobs N: worker i "
+    "on cuda:i).",
+)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
 @click.option(
     "--backend",

@@ -18,6 +18,7 @@ import torch
 from .adapter import ModelAdapter
 from .cache import Encoded
 from .datasets import load_dataset
+from .devices import resolve_device
 from .examples import find
 from .layers import OUTPUT, fit_input_size, forward_layers
 from .objectives import stack
@@ -81,13 +82,6 @@ class Outcome:
     error: str | None = None
     layer: str | None = None
     stored: tuple = field(default=(), repr=False)  # what the client writes to the cache
-
-
-def resolve_device(name: str) -> torch.device:
-    """Turn ``auto`` into CUDA when available, else CPU; pass other names through."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @functools.lru_cache(maxsize=1)

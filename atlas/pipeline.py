@@ -14,10 +14,11 @@ from .adapter import ModelAdapter
 from .cache import Cache, canonical_json, default_cache_dir
 from .cluster import backend_for
 from .compose import Context
+from .devices import job_device, resolve_device, workers_per_device
 from .errors import AtlasError, PluginError
 from .examples import ExampleStore
 from .execute import Backend, execute
-from .jobs import DatasetJob, Job, ModelRef, Outcome, resolve_device
+from .jobs import DatasetJob, Job, ModelRef, Outcome
 from .layers import INPUT, catalogue, fit_input_size, select
 from .manifest import example_files, make_manifest
 from .memory import available_bytes, bytes_per_picture, fit_batch
@@ -141,6 +142,7 @@ def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
     model = plan.adapter if in_process else _model_ref(plan.recipe)
     recipe = plan.recipe
     limit = None if recipe.scheduler else _memory_limit(plan)  # a remote cluster's is unknown
+    device = job_device(device, recipe.jobs)
     return [
         Job(model, tuple(batch), str(cache.root), device)
         for batch in batches(plan.missing, recipe.batch_size, limit)
@@ -152,6 +154,7 @@ def _memory_limit(plan: Plan):
     measured once per layer set and canvas; say so on stderr when it caps the recipe's."""
     recipe, device = plan.recipe, resolve_device(plan.recipe.device)
     available = available_bytes(device)
+    sharing = workers_per_device(job_device(recipe.device, recipe.jobs), recipe.jobs)
     known: dict[tuple, int] = {}
 
     def limit(task) -> int:
@@ -163,12 +166,14 @@ def _memory_limit(plan: Plan):
             except Exception:  # a model the measure cannot run: its batches stay as asked
                 known[key] = recipe.batch_size
                 return known[key]
-            known[key] = fit_batch(recipe.batch_size, per, available, recipe.jobs)
-            if known[key] < recipe.batch_size:
+            known[key] = fit_batch(recipe.batch_size, per, available, sharing)
+            if known[key] < recipe.batch_size or device.type == "cuda":
+                capped = "capped at" if known[key] < recipe.batch_size else "of"
                 sys.stderr.write(
-                    f"note: batches of {', '.join(sorted(layers)) or 'the picture'} capped at "
+                    f"note: batches of {', '.join(sorted(layers)) or 'the picture'} {capped} "
                     f"{known[key]} pictures (batch_size {recipe.batch_size}) to fit "
-                    f"{available / 1e9:.1f} GB of free memory ({per / 1e6:.0f} MB a picture)\n"
+                    f"{available / 1e9:.1f} GB of free memory on {device} "
+                    f"({per / 1e6:.0f} MB a picture)\n"
                 )
         return known[key]
 
@@ -207,7 +212,7 @@ def _dataset_pass(
         str(recipe.base_dir) if recipe.base_dir else None,
         tuple((layer, planned.keys[layer]) for layer in planned.missing),
         str(cache.root),
-        recipe.device,
+        job_device(recipe.device, recipe.jobs),
         recipe.batch_size,
         planned.dataset if in_process else None,
     )

@@ -17,10 +17,11 @@ from tqdm import tqdm
 from .adapter import ModelAdapter
 from .cache import Cache, default_cache_dir
 from .compose import Context, as_objective
+from .devices import resolve_device
 from .errors import AtlasError
 from .execute import execute
 from .images import encode_png
-from .jobs import Job, curve_points, resolve_device
+from .jobs import Job, curve_points
 from .layers import catalogue
 from .objectives import INPUT, Diversity, Objective, stack
 from .pipeline import check_device, settle
