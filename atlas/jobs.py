@@ -20,7 +20,7 @@ from .cache import Encoded
 from .datasets import load_dataset
 from .devices import resolve_device
 from .examples import find
-from .layers import OUTPUT, fit_input_size, forward_layers
+from .layers import OUTPUT, forward_layers
 from .objectives import stack
 from .plan import Task
 from .plugins import Registry, load_registry
@@ -95,9 +95,8 @@ def _worker_model(ref: ModelRef) -> ModelAdapter:
     """Load a model once per worker process."""
     from .sources import load_model
 
-    adapter = load_model(_worker_registry(), ref.source, ref.weights, **json.loads(ref.options))
-    fit_input_size(adapter)  # as the client did when it planned
-    return adapter
+    # the options carry the client's decision on the input size (fixed_size)
+    return load_model(_worker_registry(), ref.source, ref.weights, **json.loads(ref.options))
 
 
 def _is_oom(exc: BaseException) -> bool:

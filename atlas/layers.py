@@ -217,24 +217,31 @@ def forward_layers(
 PROBE_MARGIN = 24  # lucid's pad of 12 on each side: the canvas a transformed picture has
 
 
-def needs_own_size(adapter: ModelAdapter, device: torch.device | str = "cpu") -> bool:
-    """Return True if the model runs at its input size but not on a larger canvas (a Linear
-    head over flattened features, say): then every canvas must be resized back to it."""
+def needs_own_size(
+    adapter: ModelAdapter,
+    canvases: Iterable[tuple[int, int]] = (),
+    device: torch.device | str = "cpu",
+) -> bool:
+    """Return True if the model runs at its input size but not on a padded canvas of that
+    size or of the canvases given (a Linear head over flattened features, a transformer's
+    fixed patch grid): then every canvas must be resized to the model's own size."""
     if adapter.input.fixed_size:
         return False
-    h, w = adapter.input.size
-    grey = torch.full((1, adapter.input.channels, h + PROBE_MARGIN, w + PROBE_MARGIN), 0.5)
-    try:
-        with torch.no_grad():
-            adapter.module.to(device)(adapter.input.normalize(grey.to(device)))
-    except Exception:  # any failure here means: not at this size
-        return True
+    for h, w in {tuple(adapter.input.size), *map(tuple, canvases)}:
+        size = (1, adapter.input.channels, h + PROBE_MARGIN, w + PROBE_MARGIN)
+        grey = torch.full(size, 0.5, device=device)
+        try:
+            with torch.no_grad():
+                adapter.module.to(device)(adapter.input.normalize(grey))
+        except Exception:  # any failure here means: not at this size
+            return True
     return False
 
 
-def fit_input_size(adapter: ModelAdapter) -> bool:
-    """Mark the adapter fixed-size if it needs its own size; return True if it changed."""
-    if not needs_own_size(adapter):
+def fit_input_size(adapter: ModelAdapter, canvases: Iterable[tuple[int, int]] = ()) -> bool:
+    """Mark the adapter fixed-size if it cannot run on the canvases (padded as the standard
+    transforms pad them) that will reach it; return True if it changed."""
+    if not needs_own_size(adapter, canvases):
         return False
     adapter.input = replace(adapter.input, fixed_size=True)
     return True

@@ -37,7 +37,11 @@ def available_bytes(device: torch.device) -> int:
 
 
 def bytes_per_picture(
-    adapter: ModelAdapter, layers: frozenset[str], size: tuple[int, int], device: torch.device
+    adapter: ModelAdapter,
+    layers: frozenset[str],
+    size: tuple[int, int],
+    device: torch.device,
+    model_size: tuple[int, int] | None = None,
 ) -> int:
     """Measure what one picture's optimisation step keeps for its backward pass, in bytes."""
     saved = 0
@@ -55,7 +59,7 @@ def bytes_per_picture(
         torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
         Probe(adapter, layers) as probe,
     ):
-        probe(model_input(adapter, x))  # resized as the optimiser does for fixed-size models
+        probe(model_input(adapter, x, model_size))  # resized as the optimiser resizes it
     return max(1, (saved + x.numel() * x.element_size()) // 2)
 
 

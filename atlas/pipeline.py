@@ -47,8 +47,10 @@ def default_out_dir(recipe: Recipe) -> Path:
     return recipe.out_dir or Path("site") / recipe.name
 
 
-def _model_ref(recipe: Recipe) -> ModelRef:
-    return ModelRef(recipe.model, recipe.weights, canonical_json(recipe.model_options))
+def _model_ref(recipe: Recipe, adapter: ModelAdapter) -> ModelRef:
+    """Name the model for workers, with the input size decision taken while planning."""
+    options = {**recipe.model_options, "fixed_size": adapter.input.fixed_size}
+    return ModelRef(recipe.model, recipe.weights, canonical_json(options))
 
 
 def check_plugin_names(recipe: Recipe, registry: Registry) -> None:
@@ -112,12 +114,6 @@ def plan_build(
             adapter = load_model(registry, recipe.model, recipe.weights, **recipe.model_options)
     found = catalogue(adapter)
     layers = select(found, recipe.layers, recipe.model)
-    if fit_input_size(adapter):
-        h, w = adapter.input.size
-        sys.stderr.write(
-            f"note: {recipe.model} takes only its own input size ({h}x{w}); every transformed "
-            "canvas is resized back to it\n"
-        )
     check_per_channel(recipe, registry, layers[0].name)
     check_device(recipe.device)
     where = str(recipe.path) if recipe.path else recipe.name
@@ -128,6 +124,7 @@ def plan_build(
     recipe = replace(
         recipe, render=settle(recipe.render, adapter, registry, where), pictures=pictures
     )
+    fit_canvases(adapter, [recipe.render, *(p.render for p in pictures)], recipe.model)
     context = Context(
         recipe.model,
         adapter.labels,
@@ -137,9 +134,20 @@ def plan_build(
     return make_plan(recipe, adapter, layers, cache, registry, context)
 
 
+def fit_canvases(adapter: ModelAdapter, settings: Sequence[RenderSettings], name: str) -> None:
+    """Run the model at the canvas size unless it cannot take it; then say once that every
+    canvas is resized to its own size."""
+    if fit_input_size(adapter, [s.model_size or s.size for s in settings]):
+        h, w = adapter.input.size
+        sys.stderr.write(
+            f"note: {name} takes only its own input size ({h}x{w}); every transformed "
+            "canvas is resized back to it\n"
+        )
+
+
 def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
     """Split the missing tasks into batches that workers can run."""
-    model = plan.adapter if in_process else _model_ref(plan.recipe)
+    model = plan.adapter if in_process else _model_ref(plan.recipe, plan.adapter)
     recipe = plan.recipe
     limit = None if recipe.scheduler else _memory_limit(plan)  # a remote cluster's is unknown
     device = job_device(device, recipe.jobs)
@@ -159,10 +167,12 @@ def _memory_limit(plan: Plan):
 
     def limit(task) -> int:
         layers = frozenset(task.objective.layers - {INPUT})
-        key = (layers, task.settings.size)
+        key = (layers, task.settings.size, task.settings.model_size)
         if key not in known:
             try:
-                per = bytes_per_picture(plan.adapter, layers, task.settings.size, device)
+                per = bytes_per_picture(
+                    plan.adapter, layers, task.settings.size, device, task.settings.model_size
+                )
             except Exception:  # a model the measure cannot run: its batches stay as asked
                 known[key] = recipe.batch_size
                 return known[key]
@@ -207,7 +217,7 @@ def _dataset_pass(
         return []
     planned = plan.dataset
     job = DatasetJob(
-        plan.adapter if in_process else _model_ref(recipe),
+        plan.adapter if in_process else _model_ref(recipe, plan.adapter),
         planned.spec,
         str(recipe.base_dir) if recipe.base_dir else None,
         tuple((layer, planned.keys[layer]) for layer in planned.missing),

@@ -40,6 +40,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "model": {"source": (str,), "weights": (str,), "options": (dict,)},
     "render": {
         "size": (int, list, tuple),
+        "model_size": (int, list, tuple),
         "steps": (int,),
         "lr": (float, int),
         "param": (str,),
@@ -168,11 +169,11 @@ def _check_table(data: dict, table: str, where: str) -> None:
             raise RecipeError(f"{where}: key {dotted!r} must be a finite number, not {value!r}")
 
 
-def _size(value: int | list | tuple, where: str) -> tuple[int, int]:
+def _size(value: int | list | tuple, where: str, key: str = "size") -> tuple[int, int]:
     """Read a canvas size given as N or [H, W]."""
     size = [value, value] if isinstance(value, int) else list(value)
     if len(size) != 2 or not all(isinstance(v, int) and 8 <= v <= 4096 for v in size):
-        raise RecipeError(f"{where}: key 'render.size' must be N or [H, W] with 8 <= N <= 4096")
+        raise RecipeError(f"{where}: key 'render.{key}' must be N or [H, W] with 8 <= N <= 4096")
     return int(size[0]), int(size[1])
 
 
@@ -269,6 +270,7 @@ def render_settings(
         raise RecipeError(f"{where}: key 'render.optimizer' must be one of {', '.join(OPTIMIZERS)}")
     return RenderSettings(
         size=_size(data["size"], where) if "size" in data else defaults.size,
+        model_size=_size(data["model_size"], where, "model_size") if "model_size" in data else None,
         steps=data.get("steps", defaults.steps),
         lr=float(data["lr"]) if "lr" in data else None,
         param=data.get("param", defaults.param),

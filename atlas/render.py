@@ -48,6 +48,7 @@ class RenderSettings:
     """
 
     size: tuple[int, int] | None = None  # None: the model's own input size
+    model_size: tuple[int, int] | None = None  # resize each view to this first (lucent's 224)
     steps: int = 256
     lr: float | None = None
     param: str = "fft"
@@ -75,6 +76,7 @@ class RenderSettings:
             "redirect_relu_steps": self.redirect_relu_steps,
             "alpha": self.alpha,
             "engine": ENGINE_VERSION,
+            **({"model_size": list(self.model_size)} if self.model_size else {}),
         }
 
 
@@ -133,10 +135,14 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def model_input(adapter: ModelAdapter, image: torch.Tensor) -> torch.Tensor:
-    """Resize for fixed-size models and normalise as the model expects."""
-    if adapter.input.fixed_size and tuple(image.shape[-2:]) != tuple(adapter.input.size):
-        image = F.interpolate(image, size=adapter.input.size, mode="bilinear", align_corners=False)
+def model_input(
+    adapter: ModelAdapter, image: torch.Tensor, model_size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Resize to the size the model must see (a fixed-size model's own, else model_size if
+    given; else the canvas as it is) and normalise as the model expects."""
+    size = tuple(adapter.input.size) if adapter.input.fixed_size else model_size
+    if size and tuple(image.shape[-2:]) != tuple(size):
+        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
     image = adapter.input.normalize(image)
     if image.is_cuda:
         image = image.contiguous(memory_format=torch.channels_last)
@@ -150,6 +156,7 @@ def _score(
     view: torch.Tensor,
     picture: torch.Tensor,
     crops: int = 1,
+    model_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Return the objective's float32 score per picture, averaged over its crops.
 
@@ -157,7 +164,7 @@ def _score(
     untransformed picture under ``'input'``.
     """
     with _autocast(view.device):
-        acts = probe(model_input(adapter, view))
+        acts = probe(model_input(adapter, view, model_size))
         b = picture.shape[0]
         scores = []
         for k in range(crops):
@@ -265,7 +272,7 @@ def render(
             picture = param()
             image, alpha = backgrounds.composite(picture) if backgrounds else (picture, None)
             view = schedule(image, step) if schedule else image
-            score = _score(adapter, objective, probe, view, image, crops)
+            score = _score(adapter, objective, probe, view, image, crops, settings.model_size)
             loss = -score.sum() + sum(w * penalty(image).sum() for w, penalty in penalties)
             if alpha is not None:
                 loss = loss + (score * alpha.flatten(1).mean(1)).sum()
@@ -280,7 +287,7 @@ def render(
         with torch.no_grad():
             picture = param()
             image = _over_grey(picture, settings.alpha)
-            final = _score(adapter, objective, probe, image, image)
+            final = _score(adapter, objective, probe, image, image, 1, settings.model_size)
     return RenderResult(
         images=picture.float().permute(0, 2, 3, 1).cpu().numpy(),
         final=final.cpu().numpy(),

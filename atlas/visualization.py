@@ -24,7 +24,7 @@ from .images import encode_png
 from .jobs import Job, curve_points
 from .layers import catalogue
 from .objectives import INPUT, Diversity, Objective, stack
-from .pipeline import check_device, settle
+from .pipeline import check_device, fit_canvases, settle
 from .plan import Task, batches, make_task
 from .plugins import Registry, load_registry
 from .recipe import DIVERSITY_WEIGHT, check_keywords, render_settings
@@ -156,6 +156,7 @@ def visualize(
     adapter = _adapter(model, options, weights, registry)
     check_keywords(render_keys, "atlas.visualize()")
     settings = settle(render_settings(render_keys, "atlas.visualize()"), adapter, registry, "")
+    fit_canvases(adapter, [settings], adapter.source)
     check_device(device)
     found = catalogue(adapter)
     context = Context(

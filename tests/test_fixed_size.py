@@ -79,3 +79,57 @@ def test_a_linear_headed_module_builds_from_python(tmp_path):
     )
     assert not result.failed and result.computed == 4 + 3
     assert result.manifest["model"]["input"]["fixed_size"] is True
+
+
+def _seen_sizes(adapter, **keys):
+    """Return the input sizes the model sees in the optimisation steps of atlas.visualize."""
+    seen = set()
+
+    def record(_module, args):
+        if torch.is_grad_enabled():  # a step, not a planning probe or the final score
+            seen.add(tuple(args[0].shape[-2:]))
+
+    first = next(m for m in adapter.module.modules() if isinstance(m, torch.nn.Conv2d))
+    handle = first.register_forward_pre_hook(record)
+    try:
+        atlas_api.visualize(adapter, "channel('layer1', 0)", cache=False, progress=False, **keys)
+    finally:
+        handle.remove()
+    return seen
+
+
+def test_a_convnet_classifier_runs_at_the_canvas_size_unless_asked_otherwise():
+    from atlas.plugins import load_registry
+    from atlas.sources import load_model
+
+    adapter = load_model(load_registry(), "torchvision/resnet18")
+    sizes = _seen_sizes(adapter, size=32, steps=3)
+    assert sizes and all(h <= 32 + 24 + 4 and w <= 32 + 24 + 4 for h, w in sizes)  # padded
+    assert adapter.input.fixed_size is False
+    assert _seen_sizes(adapter, size=32, steps=3, model_size=64) == {(64, 64)}  # lucent's way
+
+
+def test_a_vision_transformer_gets_its_own_size_and_says_so(capsys):
+    from atlas.plugins import load_registry
+    from atlas.sources import load_model
+
+    adapter = load_model(load_registry(), "timm/test_vit")
+    atlas_api.visualize(adapter, "channel('blocks.0', 0)", size=32, steps=1, cache=False)
+    assert adapter.input.fixed_size is True
+    assert "takes only its own input size" in capsys.readouterr().err
+
+
+def test_model_size_is_a_recipe_key_and_part_of_the_picture(tmp_path):
+    from atlas.errors import RecipeError
+    from atlas.recipe import render_settings
+
+    assert render_settings({"model_size": 224}, "r").model_size == (224, 224)
+    keyed = render_settings({"model_size": [96, 128]}, "r")
+    assert keyed.as_dict()["model_size"] == [96, 128]
+    assert "model_size" not in render_settings({}, "r").as_dict()  # old cache keys stay valid
+    try:
+        render_settings({"model_size": 4}, "recipe.toml")
+    except RecipeError as exc:
+        assert "recipe.toml: key 'render.model_size'" in str(exc)
+    else:
+        raise AssertionError("model_size = 4 was accepted")

@@ -79,7 +79,7 @@ def _spec(module: torch.nn.Module, channels: int) -> InputSpec:
     std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
     if len(mean) != channels:
         mean, std = (sum(mean) / len(mean),) * channels, (sum(std) / len(std),) * channels
-    return InputSpec(channels=channels, size=(h, w), mean=mean, std=std, fixed_size=True)
+    return InputSpec(channels=channels, size=(h, w), mean=mean, std=std)
 
 
 def _labels(module: torch.nn.Module) -> list[str]:

@@ -63,9 +63,7 @@ def _spec(name: str, meta_source) -> InputSpec:
     """Read size, mean and std from a weight enum's transforms, or use ImageNet's."""
     segmentation = _is_segmentation(name)
     if meta_source is None:
-        return InputSpec(
-            size=(520, 520) if segmentation else (224, 224), fixed_size=not segmentation
-        )
+        return InputSpec(size=(520, 520) if segmentation else (224, 224))
     preset = meta_source.transforms()
     size = getattr(preset, "crop_size", None) or getattr(preset, "resize_size", None) or [224]
     size = (size[0], size[-1]) if len(size) > 1 else (size[0], size[0])
@@ -73,7 +71,6 @@ def _spec(name: str, meta_source) -> InputSpec:
         size=size,
         mean=tuple(getattr(preset, "mean", IMAGENET_MEAN)),
         std=tuple(getattr(preset, "std", IMAGENET_STD)),
-        fixed_size=not segmentation,
     )
 
 
