@@ -87,6 +87,7 @@ def build(
     scheduler: str | None = None,
     max_channels: int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     show_progress: bool = True,
     options: dict | None = None,
     **render,
@@ -123,6 +124,7 @@ def build(
         backend="dask" if scheduler else backend,
         scheduler=scheduler,
         device=device,
+        precision=precision,
         max_channels=max_channels,
         **unit_settings(render, "atlas.build()"),
     )

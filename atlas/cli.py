@@ -57,6 +57,11 @@ def cli() -> None:
     help="Device to optimise on: auto, cpu, cuda, cuda:1 ... (cuda with --jobs N: worker i "
     "on cuda:i).",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    help="The model's dtype while optimising: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16.",
+)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
 @click.option(
     "--backend",
@@ -85,6 +90,7 @@ def build(
     cache_dir,
     weights,
     device,
+    precision,
     jobs,
     backend,
     scheduler,
@@ -107,6 +113,7 @@ def build(
     overrides = {
         "weights": weights,
         "device": device,
+        "precision": precision,
         "jobs": jobs,
         "batch_size": batch_size,
         "backend": "dask" if scheduler else backend,

@@ -49,6 +49,7 @@ class Job:
     tasks: tuple[Task, ...]
     cache_root: str
     device: str
+    precision: str = "auto"
 
     @property
     def images(self) -> int:
@@ -185,6 +186,7 @@ def _render_tasks(
             registry,
             resolve_device(job.device),
             on_step,
+            job.precision,
         )
     except Exception as exc:
         if _is_oom(exc) and len(tasks) > 1:

@@ -24,7 +24,7 @@ from .manifest import example_files, make_manifest
 from .memory import available_bytes, bytes_per_picture, fit_batch
 from .plan import Plan, batches, make_plan
 from .plugins import Registry, load_registry
-from .recipe import Recipe
+from .recipe import PRECISION_NAMES, Recipe
 from .render import RenderSettings, resolve
 from .site import write_site
 from .sources import load_model
@@ -82,6 +82,12 @@ def check_per_channel(recipe: Recipe, registry: Registry, layer: str) -> None:
         return
 
 
+def check_precision(name: str) -> None:
+    """Fail early on a precision the optimiser does not have."""
+    if name not in PRECISION_NAMES:
+        raise AtlasError(f"unknown precision {name!r}: use one of {', '.join(PRECISION_NAMES)}")
+
+
 def check_device(name: str) -> None:
     """Fail early on a device this machine does not have."""
     try:
@@ -116,6 +122,7 @@ def plan_build(
     layers = select(found, recipe.layers, recipe.model)
     check_per_channel(recipe, registry, layers[0].name)
     check_device(recipe.device)
+    check_precision(recipe.precision)
     where = str(recipe.path) if recipe.path else recipe.name
     pictures = [
         replace(p, render=settle(p.render, adapter, registry, f"{where}: picture {p.name!r}"))
@@ -152,7 +159,7 @@ def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
     limit = None if recipe.scheduler else _memory_limit(plan)  # a remote cluster's is unknown
     device = job_device(device, recipe.jobs)
     return [
-        Job(model, tuple(batch), str(cache.root), device)
+        Job(model, tuple(batch), str(cache.root), device, recipe.precision)
         for batch in batches(plan.missing, recipe.batch_size, limit)
     ]
 

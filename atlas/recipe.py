@@ -16,6 +16,7 @@ from .transforms import CropSettings, TransformSettings
 
 DEMO = "shapes"
 BACKENDS = ("loky", "threading", "sequential", "dask")
+PRECISION_NAMES = ("auto", "fp32", "bf16")
 
 # Allowed keys per table, with the Python types each accepts.
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
@@ -71,6 +72,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "run": {
         "batch_size": (int,),
         "device": (str,),
+        "precision": (str,),
         "backend": (str,),
         "scheduler": (str,),
         "jobs": (int,),
@@ -136,6 +138,7 @@ class Recipe:
     render: RenderSettings = field(default_factory=RenderSettings)
     batch_size: int = 64
     device: str = "auto"
+    precision: str = "auto"  # the model's dtype while optimising: auto (bf16 on CUDA), fp32, bf16
     backend: str = "loky"
     scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster
     jobs: int = 1
@@ -372,6 +375,10 @@ def parse_recipe(
     for key in ("batch_size", "jobs", "max_channels"):
         if run.get(key, 1) < 1:
             raise RecipeError(f"{where}: key 'run.{key}' must be at least 1")
+    if run.get("precision", "auto") not in PRECISION_NAMES:
+        raise RecipeError(
+            f"{where}: key 'run.precision' must be one of {', '.join(PRECISION_NAMES)}"
+        )
     if run.get("backend", "loky") not in BACKENDS:
         raise RecipeError(f"{where}: key 'run.backend' must be one of {', '.join(BACKENDS)}")
     out_dir = data.get("output", {}).get("dir")
@@ -389,6 +396,7 @@ def parse_recipe(
         **unit_settings(render, where),
         batch_size=run.get("batch_size", 64),
         device=run.get("device", "auto"),
+        precision=run.get("precision", "auto"),
         backend=run.get("backend", "dask" if "scheduler" in run else "loky"),
         scheduler=run.get("scheduler"),
         jobs=run.get("jobs", 1),

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .adapter import ModelAdapter
 from .errors import AtlasError
+from .frozen import run_copy
 from .layers import Probe
 from .objectives import INPUT, Objective
 from .params import ImageParam
@@ -128,11 +129,26 @@ class RenderResult:
     curve: np.ndarray = field(repr=False)
 
 
-def _autocast(device: torch.device):
-    """Return bf16 autocast on CUDA, nothing elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """Return the dtype the model runs in: ``auto`` is bf16 on CUDA and fp32 elsewhere."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return PRECISIONS[precision]
+
+
+def _runner(
+    adapter: ModelAdapter, layers: Sequence[str], dtype: torch.dtype, device: torch.device
+) -> ModelAdapter:
+    """Return the adapter to optimise through: a folded, cast copy where that gains."""
+    runner = run_copy(adapter, layers, dtype, device)
+    if runner is adapter:
+        adapter.module.to(device)
+        if device.type == "cuda":
+            adapter.module.to(memory_format=torch.channels_last)
+    return runner
 
 
 def model_input(
@@ -157,20 +173,20 @@ def _score(
     picture: torch.Tensor,
     crops: int = 1,
     model_size: tuple[int, int] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Return the objective's float32 score per picture, averaged over its crops.
 
     view holds crops x B transformed images (crop-major); objectives also see the
-    untransformed picture under ``'input'``.
+    untransformed picture under ``'input'``. The model runs in dtype; objectives see float32.
     """
-    with _autocast(view.device):
-        acts = probe(model_input(adapter, view, model_size))
-        b = picture.shape[0]
-        scores = []
-        for k in range(crops):
-            chunk = {name: act[k * b : (k + 1) * b] for name, act in acts.items()}
-            chunk[INPUT] = picture
-            scores.append(objective(chunk).float())
+    acts = probe(model_input(adapter, view, model_size).to(dtype))
+    b = picture.shape[0]
+    scores = []
+    for k in range(crops):
+        chunk = {name: act[k * b : (k + 1) * b].float() for name, act in acts.items()}
+        chunk[INPUT] = picture
+        scores.append(objective(chunk).float())
     return scores[0] if crops == 1 else torch.stack(scores).mean(0)
 
 
@@ -240,9 +256,6 @@ def _prepare(
         (weight, registry.get("regularizers", name)())
         for name, weight in settings.regularizers.items()
     ]
-    adapter.module.to(device)
-    if device.type == "cuda":
-        adapter.module.to(memory_format=torch.channels_last)
     return param, schedule, penalties, generators
 
 
@@ -254,12 +267,18 @@ def render(
     registry: Registry,
     device: torch.device | str = "cpu",
     on_step: Callable[[int], None] | None = None,
+    precision: str = "auto",
 ) -> RenderResult:
-    """Optimise one image per seed so that objective (one score per image) rises."""
+    """Optimise one image per seed so that objective (one score per image) rises.
+
+    precision: the model's dtype, ``fp32``, ``bf16``, or ``auto`` (bf16 on CUDA only).
+    """
     device = torch.device(device)
+    dtype = compute_dtype(precision, device)
     if settings.lr is None or settings.optimizer is None or settings.transforms == DEFAULT:
         settings = resolve(settings, registry)
     param, schedule, penalties, generators = _prepare(adapter, seeds, settings, registry, device)
+    adapter = _runner(adapter, sorted(objective.layers), dtype, device)
     backgrounds = _Backgrounds(generators, device) if settings.alpha else None
     crops = schedule.crops if schedule else 1
     optimizer = OPTIMIZERS[settings.optimizer](param.parameters(), lr=settings.lr)
@@ -272,7 +291,9 @@ def render(
             picture = param()
             image, alpha = backgrounds.composite(picture) if backgrounds else (picture, None)
             view = schedule(image, step) if schedule else image
-            score = _score(adapter, objective, probe, view, image, crops, settings.model_size)
+            score = _score(
+                adapter, objective, probe, view, image, crops, settings.model_size, dtype
+            )
             loss = -score.sum() + sum(w * penalty(image).sum() for w, penalty in penalties)
             if alpha is not None:
                 loss = loss + (score * alpha.flatten(1).mean(1)).sum()
@@ -287,7 +308,7 @@ def render(
         with torch.no_grad():
             picture = param()
             image = _over_grey(picture, settings.alpha)
-            final = _score(adapter, objective, probe, image, image, 1, settings.model_size)
+            final = _score(adapter, objective, probe, image, image, 1, settings.model_size, dtype)
     return RenderResult(
         images=picture.float().permute(0, 2, 3, 1).cpu().numpy(),
         final=final.cpu().numpy(),

@@ -24,7 +24,7 @@ from .images import encode_png
 from .jobs import Job, curve_points
 from .layers import catalogue
 from .objectives import INPUT, Diversity, Objective, stack
-from .pipeline import check_device, fit_canvases, settle
+from .pipeline import check_device, check_precision, fit_canvases, settle
 from .plan import Task, batches, make_task
 from .plugins import Registry, load_registry
 from .recipe import DIVERSITY_WEIGHT, check_keywords, render_settings
@@ -137,6 +137,7 @@ def visualize(
     diversity_layer: str | None = None,
     seed: int = 0,
     device: str = "auto",
+    precision: str = "auto",
     cache: bool = True,
     cache_dir: str | Path | None = None,
     options: dict | None = None,
@@ -158,6 +159,7 @@ def visualize(
     settings = settle(render_settings(render_keys, "atlas.visualize()"), adapter, registry, "")
     fit_canvases(adapter, [settings], adapter.source)
     check_device(device)
+    check_precision(precision)
     found = catalogue(adapter)
     context = Context(
         adapter.source, adapter.labels, {x.name: x for x in found if x.supported}, Path.cwd()
@@ -175,8 +177,8 @@ def visualize(
     ]
     text = _label(objective)
     if not cache or resolved.spec is None:
-        return _render_now(adapter, resolved, tasks, registry, device, text, progress)
-    return _through_cache(adapter, tasks, registry, device, cache_dir, text, progress)
+        return _render_now(adapter, resolved, tasks, registry, (device, precision), text, progress)
+    return _through_cache(adapter, tasks, registry, (device, precision), cache_dir, text, progress)
 
 
 def _bar(total: int, show: bool) -> tqdm:
@@ -188,11 +190,11 @@ def _render_now(
     objective: Objective,
     tasks: Sequence[Task],
     registry: Registry,
-    device: str,
+    where: tuple[str, str],
     text: str,
     progress: bool,
 ) -> Visualization:
-    """Render without touching the cache."""
+    """Render without touching the cache, on where's (device, precision)."""
     settings = tasks[0].settings
     total = sum(t.images for t in tasks)
     with _bar(total, progress) as bar:
@@ -202,8 +204,9 @@ def _render_now(
             [s for t in tasks for s in t.seeds],
             settings,
             registry,
-            resolve_device(device),
+            resolve_device(where[0]),
             lambda _step: bar.update(total / settings.steps),
+            where[1],
         )
     curve = np.stack([curve_points(result.curve[:, i]) for i in range(total)], 1)
     return Visualization(result.images, result.final, curve, text, settings.alpha)
@@ -213,16 +216,17 @@ def _through_cache(
     adapter: ModelAdapter,
     tasks: Sequence[Task],
     registry: Registry,
-    device: str,
+    where: tuple[str, str],
     cache_dir: str | Path | None,
     text: str,
     progress: bool,
 ) -> Visualization:
-    """Compute what the cache lacks, then read every picture from it."""
+    """Compute what the cache lacks on where's (device, precision), then read every picture
+    from the cache."""
     store = Cache(cache_dir or default_cache_dir())
     missing = [t for t in tasks if not all(store.get(k) for k in t.keys)]
     if missing:
-        jobs = [Job(adapter, tuple(b), str(store.root), device) for b in batches(missing, 64)]
+        jobs = [Job(adapter, tuple(b), str(store.root), *where) for b in batches(missing, 64)]
         total = sum(t.images for t in missing)
         with _bar(total, progress) as bar:
             failed = [o for o in execute(jobs, registry=registry, progress=bar.update) if o.error]

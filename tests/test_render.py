@@ -133,3 +133,19 @@ def test_relu_redirect_wakes_a_dead_channel(adapter, registry):
 def test_model_parameters_get_no_gradient(adapter, registry):
     render(adapter, objectives.channel("conv2", [0]), [1], replace(FAST, steps=2), registry)
     assert all(p.grad is None and not p.requires_grad for p in adapter.module.parameters())
+
+
+def test_relu_redirect_gradient_follows_lucids_rule():
+    from atlas.relu import redirected_relu
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5)
+    x[1] = -x[1].abs()  # image 1: every unit off, so no plain ReLU gradient reaches it
+    grad = torch.randn(4, 3, 5, 5)
+    x.requires_grad_(True)
+    torch.testing.assert_close(redirected_relu(x), torch.relu(x))
+    redirected_relu(x).backward(grad)
+    off = x.detach() < 0
+    expected = grad * ~off  # alive images: the plain ReLU gradient
+    expected[1] = torch.where(off[1] & (grad[1] > 0), 0.0, grad[1])  # lucid's redirect
+    torch.testing.assert_close(x.grad, expected)
