@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint bench weights clean
+.PHONY: demo test browser lint bench compare weights clean
 
 $(STAMP): pyproject.toml plugins/shapes/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,22 @@ bench: $(STAMP)
 	$(BIN)/python bench/build_demo.py
 	$(BIN)/python bench/scale.py
 
+# lucent and torch-dreams, timed against feature-atlas in an environment of their own.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml constraints.txt bench/compare-requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints.txt -e .
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -r bench/compare-requirements.txt
+	touch $(BENCH_STAMP)
+
+compare: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/compare.py
+
 weights: $(STAMP)
 	$(BIN)/python -m atlas_shapes.train
 
 clean:
-	rm -rf $(VENV) site .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) site .pytest_cache

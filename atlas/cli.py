@@ -102,6 +102,7 @@ def build(
 ) -> None:
     """Build the atlas of RECIPE (a TOML file); without one, the embedded demo."""
     from .cache import Cache, default_cache_dir
+    from .pipeline import dry_run as dry_run_summary
     from .pipeline import plan_build, run_build
     from .recipe import load_recipe
 
@@ -122,8 +123,8 @@ def build(
     parsed = replace(parsed, **{k: v for k, v in overrides.items() if v is not None})
     registry = _registry()
     if dry_run:
-        plan = plan_build(parsed, Cache(cache_dir or default_cache_dir()), registry)
-        _print_plan(plan.summary(), as_json)
+        cache = Cache(cache_dir or default_cache_dir())
+        _print_plan(dry_run_summary(plan_build(parsed, cache, registry), cache, registry), as_json)
         return
     result = run_build(
         parsed, cache_dir, out_dir, registry, template_dirs=template_dirs, show_progress=not quiet
@@ -179,6 +180,24 @@ def _print_plan(summary: dict, as_json: bool) -> None:
         f"{summary['units_total']} pictures: {summary['units_cached']} cached, "
         f"{summary['units_to_compute']} to compute"
     )
+    guess = summary.get("estimate")
+    if guess:
+        click.echo(
+            f"estimated time: about {_duration(guess['seconds'])} to optimise "
+            f"{guess['pictures']} pictures on {guess['device']} (measured: "
+            f"{guess['timed_steps']} timed steps of each of {guess['kinds_timed']} kinds of "
+            "batch in this process; the dataset pass and worker start-up not included)"
+        )
+
+
+def _duration(seconds: float) -> str:
+    """Say a duration the way people read it: 45 s, 3 min 20 s, 2 h 05 min."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 @cli.command()

@@ -123,6 +123,7 @@ def _predicted_shares(
     if not any(wanted for wanted, _ in rows):
         return [None] * len(rows)
     pictures = torch.from_numpy(images).permute(0, 3, 1, 2).to(device)
+    adapter.module.to(device)  # the optimiser may have run a copy, leaving this one elsewhere
     if pictures.shape[1] > adapter.input.channels:  # alpha: as seen over mid-grey
         colour, alpha = pictures[:, :-1], pictures[:, -1:]
         pictures = colour * alpha + 0.5 * (1 - alpha)

@@ -16,6 +16,7 @@ from .cluster import backend_for
 from .compose import Context
 from .devices import job_device, resolve_device, workers_per_device
 from .errors import AtlasError, PluginError
+from .estimate import estimate
 from .examples import ExampleStore
 from .execute import Backend, execute
 from .jobs import DatasetJob, Job, ModelRef, Outcome
@@ -162,6 +163,16 @@ def _jobs(plan: Plan, cache: Cache, device: str, in_process: bool) -> list[Job]:
         Job(model, tuple(batch), str(cache.root), device, recipe.precision)
         for batch in batches(plan.missing, recipe.batch_size, limit)
     ]
+
+
+def dry_run(plan: Plan, cache: Cache, registry: Registry) -> dict:
+    """Return the plan's summary with an estimate of its optimisation time on this machine,
+    from a few timed steps of each kind of batch it would run (None: nothing to compute)."""
+    summary = plan.summary()
+    alone = replace(plan, recipe=replace(plan.recipe, jobs=1))
+    jobs = _jobs(alone, cache, plan.recipe.device, in_process=True)
+    summary["estimate"] = estimate(jobs, registry).as_dict() if jobs else None
+    return summary
 
 
 def _memory_limit(plan: Plan):

@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import RecipeError, suggest
 from .expressions import Expression, parse_expression
-from .render import DEFAULT, RenderSettings
+from .render import DEFAULT, LR_SCHEDULES, RenderSettings
 from .transforms import CropSettings, TransformSettings
 
 DEMO = "shapes"
@@ -53,6 +53,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "seed": (int,),
         "redirect_relu_steps": (int,),
         "optimizer": (str,),
+        "lr_schedule": (str,),
         "alpha": (bool,),
         "spectrum": (str,),
         "negative": (bool,),
@@ -271,6 +272,10 @@ def render_settings(
         raise RecipeError(f"{where}: 'render.steps' and 'render.lr' must be positive")
     if data.get("optimizer", "adam") not in OPTIMIZERS:
         raise RecipeError(f"{where}: key 'render.optimizer' must be one of {', '.join(OPTIMIZERS)}")
+    if data.get("lr_schedule", "constant") not in LR_SCHEDULES:
+        raise RecipeError(
+            f"{where}: key 'render.lr_schedule' must be one of {', '.join(LR_SCHEDULES)}"
+        )
     return RenderSettings(
         size=_size(data["size"], where) if "size" in data else defaults.size,
         model_size=_size(data["model_size"], where, "model_size") if "model_size" in data else None,
@@ -283,6 +288,7 @@ def render_settings(
         regularizers=_regularizers(data.get("regularizers", {}), where),
         redirect_relu_steps=data.get("redirect_relu_steps", defaults.redirect_relu_steps),
         optimizer=data.get("optimizer"),
+        lr_schedule=data.get("lr_schedule", defaults.lr_schedule),
         alpha=data.get("alpha", False),
     )
 

@@ -38,6 +38,7 @@ ALPHA_BLUR_WEIGHT = 0.1
 
 Transforms = TransformSettings | CropSettings | None
 OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
+LR_SCHEDULES = ("constant", "cosine")  # cosine: from lr down to 0 over the steps
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class RenderSettings:
     redirect_relu_steps: int = 16
     optimizer: str | None = None
     alpha: bool = False
+    lr_schedule: str = "constant"
 
     def as_dict(self) -> dict:
         """Return canonical plain data for cache keys."""
@@ -78,6 +80,7 @@ class RenderSettings:
             "alpha": self.alpha,
             "engine": ENGINE_VERSION,
             **({"model_size": list(self.model_size)} if self.model_size else {}),
+            **({"lr_schedule": self.lr_schedule} if self.lr_schedule != "constant" else {}),
         }
 
 
@@ -144,10 +147,8 @@ def _runner(
 ) -> ModelAdapter:
     """Return the adapter to optimise through: a folded, cast copy where that gains."""
     runner = run_copy(adapter, layers, dtype, device)
-    if runner is adapter:
-        adapter.module.to(device)
-        if device.type == "cuda":
-            adapter.module.to(memory_format=torch.channels_last)
+    if runner is adapter:  # nothing to fold, fp32: the module itself, channels-last
+        adapter.module.to(device).to(memory_format=torch.channels_last)
     return runner
 
 
@@ -259,6 +260,13 @@ def _prepare(
     return param, schedule, penalties, generators
 
 
+def _lr_schedule(optimizer: torch.optim.Optimizer, settings: RenderSettings):
+    """Return the learning-rate scheduler the settings ask for (stepped once per step)."""
+    if settings.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
 def render(
     adapter: ModelAdapter,
     objective: Objective,
@@ -282,6 +290,7 @@ def render(
     backgrounds = _Backgrounds(generators, device) if settings.alpha else None
     crops = schedule.crops if schedule else 1
     optimizer = OPTIMIZERS[settings.optimizer](param.parameters(), lr=settings.lr)
+    schedule_lr = _lr_schedule(optimizer, settings)
     curve = torch.zeros(settings.steps, len(seeds), device=device)
     with Probe(adapter, objective.layers) as probe, contextlib.ExitStack() as redirect:
         redirect.enter_context(redirect_relus(adapter.module))
@@ -301,6 +310,7 @@ def render(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule_lr.step()
             curve[step] = score.detach()
             if on_step:
                 on_step(step)

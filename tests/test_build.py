@@ -162,3 +162,24 @@ def test_settings_that_cannot_work_exit_4_before_any_work(tmp_path, section, lin
     _, result = build_bad(tmp_path, TINY_RECIPE.replace(section, f"{section}\n{line}", 1))
     assert result.returncode == 4, result.stderr
     assert message in result.stderr
+
+
+def test_dry_run_estimates_the_time_the_build_then_takes(tmp_path):
+    recipe = tmp_path / "longer.toml"
+    recipe.write_text(TINY_RECIPE.replace("steps = 6", "steps = 60"))
+    cache = str(tmp_path / "cache")
+    guess = json.loads(
+        atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir", cache).stdout
+    )["estimate"]
+    assert guess["pictures"] == 23 and guess["device"] == "cpu" and guess["kinds_timed"] == 2
+    text = atlas("build", str(recipe), "--dry-run", "--cache-dir", cache).stdout
+    assert "estimated time: about" in text and "to optimise 23 pictures on cpu" in text
+    assert atlas_build(recipe, tmp_path).returncode == 0
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("??/*.json")]
+    spent = sum(meta["seconds"] for meta in metas if "seconds" in meta)
+    assert len(metas) == 23
+    assert spent / 3 < guess["seconds"] < spent * 3, (guess["seconds"], spent)
+    done = json.loads(
+        atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir", cache).stdout
+    )
+    assert done["estimate"] is None  # nothing left to compute

@@ -1,0 +1,78 @@
+"""The cost of a build before paying it: a few timed steps of each kind of batch, here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .cache import canonical_json
+from .devices import resolve_device
+from .jobs import Job
+from .objectives import stack
+from .plugins import Registry
+from .render import render
+
+WARMUP_STEPS = 1  # the first step also makes the frozen copy and allocates
+TIMED_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds the optimisation of a build should take on this machine, and how measured."""
+
+    seconds: float
+    pictures: int
+    kinds: int  # distinct (settings, layers) batches timed
+    timed_steps: int
+    device: str
+
+    def as_dict(self) -> dict:
+        """Return plain data for ``--dry-run --json``."""
+        return {
+            "seconds": round(self.seconds, 1),
+            "pictures": self.pictures,
+            "kinds_timed": self.kinds,
+            "timed_steps": self.timed_steps,
+            "device": self.device,
+        }
+
+
+def _kind(job: Job) -> str:
+    """Name what decides a batch's cost per picture: its settings and the layers it reads."""
+    task = job.tasks[0]
+    layers = sorted(set().union(*(t.objective.layers for t in job.tasks)))
+    return canonical_json({"settings": task.settings.as_dict(), "layers": layers})
+
+
+def seconds_per_picture_step(job: Job, registry: Registry) -> float:
+    """Time TIMED_STEPS optimisation steps of the job's batch after WARMUP_STEPS."""
+    tasks = job.tasks
+    objective = stack([t.objective for t in tasks], [t.images for t in tasks])
+    settings = replace(tasks[0].settings, steps=WARMUP_STEPS + TIMED_STEPS)
+    stamps: list[float] = []
+    render(
+        job.model,
+        objective,
+        [seed for t in tasks for seed in t.seeds],
+        settings,
+        registry,
+        resolve_device(job.device),
+        lambda _step: stamps.append(time.perf_counter()),
+        job.precision,
+    )
+    return (stamps[-1] - stamps[WARMUP_STEPS - 1]) / TIMED_STEPS / job.images
+
+
+def estimate(jobs: Sequence[Job], registry: Registry) -> Estimate:
+    """Estimate the seconds the jobs take in this process: per kind of batch, the largest
+    batch's timed steps, scaled to every picture and step of that kind."""
+    kinds: dict[str, list[Job]] = {}
+    for job in jobs:
+        kinds.setdefault(_kind(job), []).append(job)
+    seconds = 0.0
+    for group in kinds.values():
+        per = seconds_per_picture_step(max(group, key=lambda j: j.images), registry)
+        seconds += per * sum(j.images * j.tasks[0].settings.steps for j in group)
+    device = str(resolve_device(jobs[0].device)) if jobs else "none"
+    return Estimate(seconds, sum(j.images for j in jobs), len(kinds), TIMED_STEPS, device)
