@@ -26,6 +26,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Return True if device computes in bf16 natively: a CUDA GPU that supports it, or a
+    CPU with bf16 instructions (x86 AVX512-BF16 or AMX, Arm BF16), not emulated."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type != "cpu":
+        return False
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """Return the CPU's feature flags as Linux lists them (none elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    return frozenset(flags)
+
+
 def job_device(name: str, workers: int) -> str:
     """Return the device to give jobs: ``cuda:per-worker`` when several workers share a
     CUDA machine and the recipe named no device index, else the name as it is."""

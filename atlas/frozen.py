@@ -6,7 +6,8 @@ weights are bf16 (no casts back and forth as under autocast); its convolutions r
 channels-last (7-18 % faster on CPU too, measured on ResNet-18 and the demo U-Net). A fold is
 kept only if every layer's output (but the folded convolutions') and the model's output
 still match the original's on a probe input; a convolution the objective reads is never
-folded. The user's module is never changed.
+folded. The user's module is never changed (a copy is kept per module, with the hooks the
+module had when it was made; at most two per module).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def run_copy(
     adapter: ModelAdapter, keep: Iterable[str], dtype: torch.dtype, device: torch.device
 ) -> ModelAdapter:
     """Return an adapter around the copy of adapter's module to optimise through (the
-    adapter itself when there is nothing to gain); keep names layers whose output must stay
-    as it is."""
+    adapter itself, in fp32, when there is nothing to gain or the module is TorchScript);
+    keep names layers whose output must stay as it is."""
     module = adapter.module
     if isinstance(module, torch.jit.ScriptModule):
         return adapter

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .adapter import ModelAdapter
+from .devices import native_bf16
 from .errors import AtlasError
 from .frozen import run_copy
 from .layers import Probe
@@ -136,20 +137,25 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """Return the dtype the model runs in: ``auto`` is bf16 on CUDA and fp32 elsewhere."""
+    """Return the dtype the model runs in: ``auto`` is bf16 where the device computes bf16
+    natively (most CUDA GPUs, CPUs with AVX512-BF16 or AMX), else fp32."""
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return torch.bfloat16 if native_bf16(device) else torch.float32
     return PRECISIONS[precision]
 
 
 def _runner(
     adapter: ModelAdapter, layers: Sequence[str], dtype: torch.dtype, device: torch.device
-) -> ModelAdapter:
-    """Return the adapter to optimise through: a folded, cast copy where that gains."""
+) -> tuple[ModelAdapter, torch.dtype]:
+    """Return the adapter to optimise through (a folded, cast copy where that gains) and
+    the dtype it takes (fp32 for a module that stays as it is, as TorchScript does)."""
     runner = run_copy(adapter, layers, dtype, device)
-    if runner is adapter:  # nothing to fold, fp32: the module itself, channels-last
-        adapter.module.to(device).to(memory_format=torch.channels_last)
-    return runner
+    if runner is not adapter:
+        return runner, dtype
+    adapter.module.to(device)
+    if not isinstance(adapter.module, torch.jit.ScriptModule):
+        adapter.module.to(memory_format=torch.channels_last)
+    return adapter, torch.float32
 
 
 def model_input(
@@ -279,14 +285,15 @@ def render(
 ) -> RenderResult:
     """Optimise one image per seed so that objective (one score per image) rises.
 
-    precision: the model's dtype, ``fp32``, ``bf16``, or ``auto`` (bf16 on CUDA only).
+    precision: the model's dtype, ``fp32``, ``bf16``, or ``auto`` (bf16 where the device
+    has bf16 units).
     """
     device = torch.device(device)
     dtype = compute_dtype(precision, device)
     if settings.lr is None or settings.optimizer is None or settings.transforms == DEFAULT:
         settings = resolve(settings, registry)
     param, schedule, penalties, generators = _prepare(adapter, seeds, settings, registry, device)
-    adapter = _runner(adapter, sorted(objective.layers), dtype, device)
+    adapter, dtype = _runner(adapter, sorted(objective.layers), dtype, device)
     backgrounds = _Backgrounds(generators, device) if settings.alpha else None
     crops = schedule.crops if schedule else 1
     optimizer = OPTIMIZERS[settings.optimizer](param.parameters(), lr=settings.lr)

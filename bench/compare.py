@@ -277,13 +277,12 @@ def floor_flops(work: Work) -> float:
 
 
 def tools(device: torch.device) -> dict[str, Tool]:
-    """Return the tools to time, feature-atlas's default first."""
-    found = {"feature-atlas": feature_atlas()}
-    if device.type == "cpu":
-        found["feature-atlas bf16"] = feature_atlas("bf16")
-    else:
-        found["feature-atlas fp32"] = feature_atlas("fp32")
-    found["feature-atlas at 224 (old default)"] = feature_atlas(model_size=224)
+    """Return the tools to time, feature-atlas in fp32 (the base of the ratios) first."""
+    found = {
+        "feature-atlas fp32": feature_atlas("fp32"),
+        "feature-atlas bf16": feature_atlas("bf16"),
+        "feature-atlas fp32 at 224 (old default)": feature_atlas("fp32", model_size=224),
+    }
     found["lucent batched"] = lucent_batched
     found["lucent default (1 channel/call)"] = lucent_default
     found["torch-dreams batched"] = torch_dreams_batched

@@ -1,3 +1,4 @@
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -149,3 +150,35 @@ def test_relu_redirect_gradient_follows_lucids_rule():
     expected = grad * ~off  # alive images: the plain ReLU gradient
     expected[1] = torch.where(off[1] & (grad[1] > 0), 0.0, grad[1])  # lucid's redirect
     torch.testing.assert_close(x.grad, expected)
+
+
+def test_cosine_schedule_takes_the_learning_rate_from_lr_down_to_zero():
+    from atlas.recipe import render_settings
+    from atlas.render import _lr_schedule
+
+    settings = render_settings({"lr_schedule": "cosine", "steps": 10, "lr": 0.1}, "r")
+    assert settings.as_dict()["lr_schedule"] == "cosine"
+    assert "lr_schedule" not in render_settings({}, "r").as_dict()  # old cache keys stay valid
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=settings.lr)
+    scheduler, rates = _lr_schedule(optimizer, settings), []
+    for _ in range(settings.steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.1) and rates[-1] < 0.01
+    assert all(a > b for a, b in itertools.pairwise(rates))
+    constant = render_settings({"steps": 10, "lr": 0.1}, "r")
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = _lr_schedule(optimizer, constant)
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_an_unknown_lr_schedule_names_the_key():
+    from atlas.errors import RecipeError
+    from atlas.recipe import render_settings
+
+    with pytest.raises(RecipeError, match=r"r\.toml: key 'render\.lr_schedule' must be one of"):
+        render_settings({"lr_schedule": "linear"}, "r.toml")
