@@ -25,6 +25,7 @@ import torch
 from .adapter import ModelAdapter
 from .cache import atomic_write, digest
 from .datasets import Dataset, as_float
+from .frozen import run_copy
 from .images import encode_png
 from .layers import OUTPUT, Probe, dummy_input
 
@@ -190,6 +191,7 @@ def run_pass(
     and the indices of images that could not be read."""
     device = torch.device(device)
     adapter.module.to(device)
+    adapter = run_copy(adapter, layers, torch.float32, device)  # folded: same values, faster
     order = sample_order(dataset, samples, seed)
     states: dict[str, _LayerState] = {}
     skipped: list[int] = []

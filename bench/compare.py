@@ -391,10 +391,10 @@ def _print(report: dict) -> None:
         f"{report['conv_rate_tflops']} TFLOP/s"
     )
     columns = ("s/channel", "ratio", "peak MB", "reached", "ch 0-1", "x floor")
-    print(f"{'tool':36s} " + " ".join(f"{c:>9s}" for c in columns))
+    print(f"{'tool':40s} " + " ".join(f"{c:>9s}" for c in columns))
     for name, row in report["tools"].items():
         print(
-            f"{name:36s} {row['seconds_per_channel']:9.3f} {row['ratio_to_feature_atlas']:9.2f} "
+            f"{name:40s} {row['seconds_per_channel']:9.3f} {row['ratio_to_feature_atlas']:9.2f} "
             f"{row['peak_memory_mb']:9.0f} {row['activation_reached']:9.3f} "
             f"{row['activation_reached_first_channels']:9.3f} "
             f"{row['times_the_flop_floor']:9.1f}"

@@ -27,7 +27,7 @@ from build_demo import machine  # noqa: E402
 from compare import CPU, Work, activation, lucent_batched  # noqa: E402
 
 SCHEDULES = {  # name: render keys
-    "adam lr 0.05 (default until now)": {"lr": 0.05},
+    "adam lr 0.05 (the default)": {"lr": 0.05},
     "adam lr 0.1": {"lr": 0.1},
     "adam lr 0.1, cosine decay": {"lr": 0.1, "lr_schedule": "cosine"},
     "adam lr 0.2, cosine decay": {"lr": 0.2, "lr_schedule": "cosine"},
