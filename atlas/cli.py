@@ -60,7 +60,8 @@ def cli() -> None:
 @click.option(
     "--precision",
     type=click.Choice(["auto", "fp32", "bf16"]),
-    help="The model's dtype while optimising: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16.",
+    help="The model's dtype while optimising: auto (bf16 where the device has bf16 units, "
+    "else fp32), fp32, bf16.",
 )
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
 @click.option(

@@ -24,6 +24,8 @@ from .adapter import ModelAdapter
 
 TOLERANCE = 1e-3  # of the largest activation: a fold that moves any output more is dropped
 _COPIES_PER_MODEL = 2
+_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by original module
+_PAIRS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def run_copy(
@@ -38,7 +40,7 @@ def run_copy(
     pairs = tuple(p for p in foldable(adapter) if p[0] not in set(keep))
     if not pairs and dtype == torch.float32:
         return adapter
-    key = (pairs, dtype, str(device))
+    key = (pairs, dtype, str(device), _state(module))  # new weights: a new copy
     copies = _COPIES.setdefault(module, {})
     if key not in copies:
         while len(copies) >= _COPIES_PER_MODEL:
@@ -47,8 +49,11 @@ def run_copy(
     return copies[key]
 
 
-_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by original module
-_PAIRS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _state(module: nn.Module) -> tuple:
+    """Identify the module's current weights cheaply: every tensor and its version counter,
+    which in-place updates (an optimiser's step, load_state_dict) advance."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return tuple((id(t), t._version) for t in tensors)
 
 
 def _make(
@@ -73,9 +78,8 @@ def _set(root: nn.Module, name: str, new: nn.Module) -> None:
 def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """Return a convolution computing bn(conv(x)) for a BatchNorm in eval mode."""
     folded = copy.deepcopy(conv)
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else None
-    if scale is None:
-        scale = 1 / torch.sqrt(bn.running_var + bn.eps)
+    std = torch.sqrt(bn.running_var + bn.eps)
+    scale = bn.weight / std if bn.affine else 1 / std
     shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     with torch.no_grad():

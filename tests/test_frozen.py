@@ -91,3 +91,19 @@ def test_bf16_reaches_the_activation_of_fp32(registry):
     assert fp32.final.mean() > 2 * fp32.curve[0].mean()  # the optimisation did its work
     assert abs(bf16.final.mean() - fp32.final.mean()) < 0.03 * fp32.final.mean()
     assert bf16.final.dtype == np.float32
+
+
+def test_new_weights_in_the_same_module_get_a_new_copy():
+    adapter = norm_adapter()
+    before = frozen.run_copy(adapter, ["relu2"], torch.float32, torch.device("cpu"))
+    assert frozen.run_copy(adapter, ["relu2"], torch.float32, torch.device("cpu")) is before
+    with torch.no_grad():  # as a notebook user training between two visualizations does
+        adapter.module.conv2.weight.mul_(2)
+    after = frozen.run_copy(adapter, ["relu2"], torch.float32, torch.device("cpu"))
+    x = adapter.input.normalize(torch.rand(2, 3, 24, 24))
+    torch.testing.assert_close(
+        forward_layers(after, x, ["relu2"])["relu2"],
+        forward_layers(adapter, x, ["relu2"])["relu2"],
+        rtol=1e-4,
+        atol=1e-5,
+    )
