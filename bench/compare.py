@@ -3,7 +3,8 @@
 One randomly initialised torchvision ResNet (the same weights for every tool), one layer,
 the same channels, canvas and steps; each tool's own defaults otherwise. Per tool: seconds
 per channel (median over rounds), peak memory, the activation reached (mean of the target
-channel on the final picture, no transforms, fp32), the ratio to feature-atlas, and the
+channel on the final picture, no transforms, fp32), the ratio to feature-atlas, a sheet of
+each tool's pictures of channels 0 and 1 (one row per tool, in table order), and the
 FLOP floor: the FLOPs of the least work (forward and input-gradient of the network up to
 the layer on feature-atlas's padded canvas) divided by the conv rate measured in this run.
 
@@ -318,7 +319,7 @@ def main() -> None:
     names = list(tools(device))
     runs = tools(device)
     seconds = {n: [] for n in names}
-    memory, reached = {}, {}
+    memory, reached, last = {}, {}, {}
     lucent_default_channels = work.channels[:2]  # it pays a whole call per channel
     for r in range(args.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
@@ -329,6 +330,7 @@ def main() -> None:
             with PeakMemory(device) as peak:
                 start = time.perf_counter()
                 pictures = runs[name](this)
+                last[name] = pictures
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 elapsed = time.perf_counter() - start
@@ -371,7 +373,20 @@ def main() -> None:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_sheet(out.with_suffix(".png"), [last[name] for name in names], config["size"])
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def write_sheet(path: Path, rows: list[np.ndarray], size: int) -> None:
+    """Save each tool's last pictures as one row (channels 0-1 for every tool), to look at."""
+    import cv2
+
+    strips = []
+    for pictures in rows:
+        tiles = [cv2.resize(np.asarray(p, np.float32), (size, size)) for p in pictures[:2]]
+        strips.append(np.concatenate(tiles, 1))
+    image = (np.clip(np.concatenate(strips, 0), 0, 1) * 255).round().astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
 
 def _device_name(device: torch.device) -> str:
