@@ -139,7 +139,7 @@ class Recipe:
     render: RenderSettings = field(default_factory=RenderSettings)
     batch_size: int = 64
     device: str = "auto"
-    precision: str = "auto"  # the model's dtype while optimising: auto (bf16 on CUDA), fp32, bf16
+    precision: str = "auto"  # the model's dtype while optimising: auto, fp32 or bf16
     backend: str = "loky"
     scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster
     jobs: int = 1
