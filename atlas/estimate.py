@@ -15,6 +15,7 @@ from .render import render
 
 TIMED_STEPS = 3  # after a first step; all of it run twice, the second run timed: the
 # first one makes the frozen copy and, per canvas size the transforms draw, the kernels
+TIMED_PICTURES = 16  # at most: a dry run of a big model's exhaustive recipe stays quick
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,15 @@ def _kind(job: Job) -> str:
 
 
 def seconds_per_picture_step(job: Job, registry: Registry) -> float:
-    """Time TIMED_STEPS optimisation steps of the job's batch, once warm: the same steps
-    (same seeds, so the same transform draws) are run once before."""
-    tasks = job.tasks
+    """Time TIMED_STEPS optimisation steps of (the first TIMED_PICTURES pictures of) the
+    job's batch, once warm: the same steps (same seeds, so the same transform draws) are
+    run once before."""
+    tasks, pictures = [], 0
+    for task in job.tasks:
+        if tasks and pictures + task.images > TIMED_PICTURES:
+            break
+        tasks.append(task)
+        pictures += task.images
     objective = stack([t.objective for t in tasks], [t.images for t in tasks])
     settings = replace(tasks[0].settings, steps=1 + TIMED_STEPS)
     stamps: list[float] = []
@@ -64,7 +71,7 @@ def seconds_per_picture_step(job: Job, registry: Registry) -> float:
             lambda _step: stamps.append(time.perf_counter()),
             job.precision,
         )
-    return (stamps[-1] - stamps[0]) / TIMED_STEPS / job.images
+    return (stamps[-1] - stamps[0]) / TIMED_STEPS / pictures
 
 
 def estimate(jobs: Sequence[Job], registry: Registry) -> Estimate:
