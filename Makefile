@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint bench compare weights clean
+.PHONY: demo test browser lint bench compare gpu-wheels weights clean
 
 $(STAMP): pyproject.toml plugins/shapes/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,17 @@ $(BENCH_STAMP): pyproject.toml constraints.txt bench/compare-requirements.txt
 compare: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/compare.py
 
+# Wheels for an offline CUDA machine (Python 3.12 there): the project, the demo plugin and
+# the compared tools; bench/gpu_run.sh installs them there and runs the GPU checks.
+gpu-wheels: $(STAMP)
+	rm -rf .whl
+	$(BIN)/python -m pip wheel -q --no-deps -w .whl . plugins/shapes
+	$(BIN)/python -m pip download -q --no-deps -d .whl --python-version 3.12 \
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --only-binary=:all: \
+	  -r bench/compare-requirements.txt
+
 weights: $(STAMP)
 	$(BIN)/python -m atlas_shapes.train
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) site .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .whl site .pytest_cache
