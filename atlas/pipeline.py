@@ -208,9 +208,18 @@ def _memory_limit(plan: Plan):
     return limit
 
 
+class ProgressBar(tqdm):
+    """A tqdm bar whose fractional steps never carry it past its total (float sums of
+    per-step shares overshoot by a hair, which tqdm shows as a negative time left)."""
+
+    def update(self, n: float = 1) -> bool | None:
+        """Advance by n, but not beyond the total."""
+        return super().update(min(n, self.total - self.n) if self.total else n)
+
+
 def _bar(total: int, desc: str, unit: str, show: bool) -> tqdm:
     """Return a progress bar on stderr (disabled when quiet or when there is nothing to do)."""
-    return tqdm(
+    return ProgressBar(
         total=total,
         desc=desc,
         unit=unit,

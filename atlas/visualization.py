@@ -24,7 +24,7 @@ from .images import encode_png
 from .jobs import Job, curve_points
 from .layers import catalogue
 from .objectives import INPUT, Diversity, Objective, stack
-from .pipeline import check_device, check_precision, fit_canvases, settle
+from .pipeline import ProgressBar, check_device, check_precision, fit_canvases, settle
 from .plan import Task, batches, make_task
 from .plugins import Registry, load_registry
 from .recipe import DIVERSITY_WEIGHT, check_keywords, render_settings
@@ -182,7 +182,9 @@ def visualize(
 
 
 def _bar(total: int, show: bool) -> tqdm:
-    return tqdm(total=total, desc="atlas.visualize", unit="img", file=sys.stderr, disable=not show)
+    return ProgressBar(
+        total=total, desc="atlas.visualize", unit="img", file=sys.stderr, disable=not show
+    )
 
 
 def _render_now(
