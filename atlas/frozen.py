@@ -142,7 +142,7 @@ def _pairs_seen(adapter: ModelAdapter) -> tuple[tuple[str, str], ...]:
     return tuple(
         (made[node], norm)
         for norm, node in pairs.items()
-        if readers.get(node, 0) == 1 and list(pairs.values()).count(node) == 1
+        if readers.get(node, 0) == 1  # read by that BatchNorm alone
     )
 
 

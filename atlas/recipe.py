@@ -11,12 +11,12 @@ from typing import Any
 
 from .errors import RecipeError, suggest
 from .expressions import Expression, parse_expression
-from .render import DEFAULT, LR_SCHEDULES, RenderSettings
+from .render import DEFAULT, LR_SCHEDULES, PRECISIONS, RenderSettings
 from .transforms import CropSettings, TransformSettings
 
 DEMO = "shapes"
 BACKENDS = ("loky", "threading", "sequential", "dask")
-PRECISION_NAMES = ("auto", "fp32", "bf16")
+PRECISION_NAMES = ("auto", *PRECISIONS)
 
 # Allowed keys per table, with the Python types each accepts.
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {

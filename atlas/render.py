@@ -267,10 +267,11 @@ def _prepare(
 
 
 def _lr_schedule(optimizer: torch.optim.Optimizer, settings: RenderSettings):
-    """Return the learning-rate scheduler the settings ask for (stepped once per step)."""
+    """Return the learning-rate scheduler the settings ask for (stepped once per step),
+    None for a constant rate."""
     if settings.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return None
 
 
 def render(
@@ -317,7 +318,8 @@ def render(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule_lr.step()
+            if schedule_lr:
+                schedule_lr.step()
             curve[step] = score.detach()
             if on_step:
                 on_step(step)

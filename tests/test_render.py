@@ -169,10 +169,11 @@ def test_cosine_schedule_takes_the_learning_rate_from_lr_down_to_zero():
     assert all(a > b for a, b in itertools.pairwise(rates))
     constant = render_settings({"steps": 10, "lr": 0.1}, "r")
     optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.1)
-    scheduler = _lr_schedule(optimizer, constant)
+    scheduler = _lr_schedule(optimizer, constant)  # None: nothing changes the rate
     for _ in range(10):
         optimizer.step()
-        scheduler.step()
+        if scheduler:
+            scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
 
 
