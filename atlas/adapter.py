@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .constants import constant
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -26,8 +28,8 @@ class InputSpec:
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         """Map an NCHW image in [0, 1] to what the model takes."""
         lo, hi = self.value_range
-        mean = torch.tensor(self.mean, device=image.device, dtype=image.dtype)
-        std = torch.tensor(self.std, device=image.device, dtype=image.dtype)
+        mean = constant(self.mean, image.device, image.dtype)
+        std = constant(self.std, image.device, image.dtype)
         scaled = image * (hi - lo) + lo
         return (scaled - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 

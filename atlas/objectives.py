@@ -8,6 +8,7 @@ from numbers import Real
 import numpy as np
 import torch
 
+from .constants import constant
 from .masks import Mask, resolve_mask
 
 Acts = Mapping[str, torch.Tensor]
@@ -161,7 +162,7 @@ def _per_image_channels(channels: int | Sequence[int], batch: int, device) -> to
     """Return a (batch,) index tensor: one channel per image, or one for all."""
     if isinstance(channels, int):
         return torch.full((batch,), channels, dtype=torch.long, device=device)
-    index = torch.as_tensor(list(channels), dtype=torch.long, device=device)
+    index = constant(list(channels), device, torch.long)
     if index.numel() != batch:
         raise ValueError(f"objective names {index.numel()} channels for a batch of {batch}")
     return index
@@ -182,7 +183,7 @@ def _masked_mean(values: torch.Tensor, mask: Mask | None) -> torch.Tensor:
     if mask is None:
         return values.flatten(1).mean(1)
     h, w = values.shape[-2:]
-    weights = torch.as_tensor(mask.at(h, w), device=values.device, dtype=values.dtype)
+    weights = constant(mask.at(h, w), values.device, values.dtype)
     return (values * weights).flatten(1).sum(1) / weights.sum().clamp_min(1e-8)
 
 
@@ -335,9 +336,7 @@ class Direction(Objective):
                 f"direction has {self.vector.size} values but layer {self.layer!r} has "
                 f"{features.shape[-1]} channels"
             )
-        unit = torch.as_tensor(
-            self.vector / np.linalg.norm(self.vector), device=act.device, dtype=act.dtype
-        )
+        unit = constant(self.vector / np.linalg.norm(self.vector), act.device, act.dtype)
         dot = features @ unit
         if self.cossim_pow:
             cos = dot / features.norm(dim=-1).clamp_min(1e-6)

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .constants import constant
+
 # Square root of ImageNet's colour correlation (lucid), normalised by its largest column norm.
 _COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], "float32")
 COLOR_CORRELATION = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
@@ -25,7 +27,7 @@ def _randn(shape: Sequence[int], generators: Sequence[torch.Generator], sd: floa
 
 def decorrelate_colors(image: torch.Tensor) -> torch.Tensor:
     """Map decorrelated colour coordinates to RGB (NCHW, 3 channels)."""
-    matrix = torch.as_tensor(COLOR_CORRELATION, device=image.device, dtype=image.dtype)
+    matrix = constant(COLOR_CORRELATION, image.device, image.dtype)
     return torch.einsum("bchw,dc->bdhw", image, matrix)
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .constants import constant
+
 
 def _default_scales() -> tuple[float, ...]:
     return tuple(round(0.9 + 0.02 * i, 2) for i in range(11))
@@ -73,8 +75,8 @@ class TransformSchedule:
         cos, sin = torch.cos(self.angle[step]), torch.sin(self.angle[step])
         rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
         linear = rot * inv_scale[:, None, None]
-        d_in = torch.tensor([w / 2, h / 2], device=linear.device)
-        d_out = torch.tensor([wo / 2, ho / 2], device=linear.device)
+        d_in = constant((w / 2, h / 2), linear.device, linear.dtype)
+        d_out = constant((wo / 2, ho / 2), linear.device, linear.dtype)
         a = linear * d_out[None, None, :] / d_in[None, :, None]
         shift = -(linear @ self.jitter2[step][..., None])[..., 0] - self.jitter1[step]
         return torch.cat([a, (shift / d_in)[..., None]], dim=-1)
