@@ -23,7 +23,8 @@ class _RedirectedReLU(torch.autograd.Function):
         # fused native kernels only: elementwise ops on boolean masks cost 10-50x more
         (x,) = ctx.saved_tensors
         relu_grad = torch.ops.aten.threshold_backward(grad, x, 0)
-        alive = relu_grad.flatten(1).abs().amax(dim=1) > 0
+        # reduce over the image's dims in place: flatten(1) would copy a channels-last tensor
+        alive = relu_grad.abs().amax(dim=tuple(range(1, grad.dim()))) > 0
         if grad.device.type == "cpu" and bool(alive.all()):  # the usual case; no sync on CPU
             return relu_grad
         # where the ReLU passes nothing, keep the gradient except where it would push an

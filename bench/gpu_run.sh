@@ -13,7 +13,7 @@ tests=$PWD/tests
 # the engine's tests (the cluster ones need dask, which the GPU box lacks)
 (cd /tmp && timeout 300 python3 -m pytest -q -p no:cacheprovider "$tests/test_render.py" \
   "$tests/test_frozen.py" "$tests/test_fixed_size.py" "$tests/test_shapes.py" \
-  "$tests/test_build.py" "$tests/test_pipeline.py") 2>&1 | tail -5 | tee "$OUT/pytest-cuda.txt"
+  "$tests/test_build.py" "$tests/test_pipeline.py" "$tests/test_host_sync.py") 2>&1 | tail -5 | tee "$OUT/pytest-cuda.txt"
 timeout 240 python3 bench/compare.py --device cuda --rounds 2 --out "$OUT/compare-cuda.json" \
   | tee "$OUT/compare-cuda.txt"
 timeout 120 atlas build bench/resnet50_exhaustive.toml --dry-run --json \

@@ -136,13 +136,15 @@ def test_model_parameters_get_no_gradient(adapter, registry):
     assert all(p.grad is None and not p.requires_grad for p in adapter.module.parameters())
 
 
-def test_relu_redirect_gradient_follows_lucids_rule():
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_relu_redirect_gradient_follows_lucids_rule(layout):
     from atlas.relu import redirected_relu
 
     torch.manual_seed(0)
     x = torch.randn(4, 3, 5, 5)
     x[1] = -x[1].abs()  # image 1: every unit off, so no plain ReLU gradient reaches it
-    grad = torch.randn(4, 3, 5, 5)
+    x = x.contiguous(memory_format=layout)
+    grad = torch.randn(4, 3, 5, 5).contiguous(memory_format=layout)
     x.requires_grad_(True)
     torch.testing.assert_close(redirected_relu(x), torch.relu(x))
     redirected_relu(x).backward(grad)
