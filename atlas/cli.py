@@ -14,6 +14,7 @@ from .errors import AtlasError
 EXIT_FAILED_UNITS = 1
 EXIT_INTERRUPTED = 2
 MAX_FAILURES_SHOWN = 10
+RANDOM_WEIGHTS_NOTE = "{} runs with random weights; set model.weights for trained ones"
 
 
 def _registry():
@@ -131,6 +132,10 @@ def build(
         parsed, cache_dir, out_dir, registry, template_dirs=template_dirs, show_progress=not quiet
     )
     cached = result.plan.cached_images
+    if result.manifest["model"]["random_weights"]:
+        click.echo(
+            f"note: {RANDOM_WEIGHTS_NOTE.format(result.manifest['model']['source'])}", err=True
+        )
     if result.computed == 0 and not result.failed:
         click.echo(f"all {cached} pictures came from the cache; nothing computed", err=True)
     else:
@@ -152,10 +157,15 @@ def build(
 
 def _print_plan(summary: dict, as_json: bool) -> None:
     """Print a plan summary as JSON or as a table."""
+    from .sources.common import is_random_init
+
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"model {summary['model']} (weights digest {summary['weights_digest'][:12]})")
+    if is_random_init(summary["weights_digest"]):
+        click.echo(f"model {RANDOM_WEIGHTS_NOTE.format(summary['model'])}")
+    else:
+        click.echo(f"model {summary['model']} (weights digest {summary['weights_digest'][:12]})")
     for layer in summary["layers"]:
         click.echo(
             f"  {layer['name']:<32} {layer['channels']:>6} channels "

@@ -10,6 +10,7 @@ from .cache import Entry
 from .jobs import Outcome
 from .plan import Plan, Unit
 from .site import slugify
+from .sources.common import is_random_init
 
 
 def _picture(entry: Entry | None, image: str, thumb: str) -> dict | None:
@@ -185,6 +186,7 @@ def make_manifest(
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "model": {
             **adapter.identity(),
+            "random_weights": is_random_init(adapter.weights_digest),
             "description": adapter.description,
             "input": adapter.input.as_dict(),
         },

@@ -113,10 +113,27 @@ steps = 2
 """,
     )
     assert units(manifest, "output")[1]["label"] == "circle"
+    assert manifest["model"]["random_weights"] is False
     adapter = load_model(load_registry(), f"file:{weights_path(None)}", arch="shapes/unet")
     saved = torch.load(weights_path(None), weights_only=True)
     for name, tensor in adapter.module.state_dict().items():
         torch.testing.assert_close(tensor, saved[name], msg=name)
+
+
+def test_random_weights_are_said_on_the_command_line_and_the_site(tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        'layers = ["layer1.0.conv1"]\n[model]\nsource = "torchvision/resnet18"\n'
+        "[render]\nsize = 32\nsteps = 2\n[run]\nmax_channels = 1\n"
+    )
+    result = atlas_build(recipe, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "torchvision/resnet18 runs with random weights" in result.stderr
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    assert manifest["model"]["random_weights"] is True
+    assert "<strong>random weights</strong>" in (tmp_path / "site" / "index.html").read_text()
+    plan = atlas_build(recipe, tmp_path, "--dry-run")
+    assert "random weights; set model.weights" in plan.stdout
 
 
 def test_state_dict_without_architecture_says_what_to_add(tmp_path):

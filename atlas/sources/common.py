@@ -11,6 +11,7 @@ import torch
 from ..errors import WeightsError
 
 INIT_SEED = 0
+RANDOM_INIT = "random-init-seed"  # how the digests of random weights start
 NO_WEIGHTS = (None, "", "none", "None", "random")  # weight names that mean random init
 IGNORED_PREFIXES = ("aux_classifier.",)  # training-only heads that atlases never use
 
@@ -18,7 +19,12 @@ IGNORED_PREFIXES = ("aux_classifier.",)  # training-only heads that atlases neve
 def random_init_digest(*libraries) -> str:
     """Name seeded random weights by the versions whose init code made them."""
     versions = [f"{lib.__name__}-{lib.__version__.split('+')[0]}" for lib in (torch, *libraries)]
-    return f"random-init-seed{INIT_SEED}:" + ":".join(versions)
+    return f"{RANDOM_INIT}{INIT_SEED}:" + ":".join(versions)
+
+
+def is_random_init(digest: str) -> bool:
+    """Return True for the digest of seeded random (untrained) weights."""
+    return digest.startswith(RANDOM_INIT)
 
 
 @contextlib.contextmanager
