@@ -14,6 +14,7 @@ from .adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelAdapter
 from .errors import AtlasError, suggest
 from .pipeline import BuildResult, run_build
 from .recipe import Recipe, check_keywords, load_recipe, render_settings, unit_settings
+from .sources.common import warn_random_weights
 
 
 def module_digest(module: nn.Module) -> str:
@@ -78,6 +79,7 @@ def build(
     *,
     model: nn.Module | ModelAdapter | str | None = None,
     layers: Sequence[str] | None = None,
+    weights: str | None = None,
     out_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     title: str | None = None,
@@ -96,24 +98,31 @@ def build(
 
     ``model`` may be a live ``nn.Module`` (``options`` then holds adapt()'s keywords:
     input_size, channels, mean, std, labels), an adapter, or a source string such as
-    ``"torchvision/resnet18"`` (``options`` as a recipe's model.options). ``render``
+    ``"torchvision/resnet18"`` (``weights`` and ``options`` as a recipe's model.weights and
+    model.options; without weights, torchvision and timm models are untrained). ``render``
     keywords are the recipe's ``[render]`` keys, with the values a recipe takes
     (``size=128``, ``transforms=False``, ``regularizers={"tv": 0.05}``, ...).
     """
     if model is None:
         parsed = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-        return run_build(parsed, cache_dir, out_dir, show_progress=show_progress)
+        result = run_build(parsed, cache_dir, out_dir, show_progress=show_progress)
+        if parsed.weights is None:
+            _warn_untrained(result, "set model.weights")
+        return result
     if not layers:
         raise AtlasError("atlas.build(model=...) needs layers=[...], e.g. layers=['output']")
     check_keywords(render, "atlas.build()")
     settings = render_settings(render, "atlas.build()")
     adapter = None
     if isinstance(model, (nn.Module, ModelAdapter)):
+        if weights is not None:
+            raise AtlasError("weights= goes with a source string; a live module has its own")
         adapter = as_adapter(model, options)
     source = adapter.source if adapter else str(model)
     name = source.replace("/", "-").replace(":", "-")
     parsed = Recipe(
         model=source,
+        weights=weights,
         layers=list(layers),
         name=name,
         title=title or source,
@@ -128,4 +137,13 @@ def build(
         max_channels=max_channels,
         **unit_settings(render, "atlas.build()"),
     )
-    return run_build(parsed, cache_dir, out_dir, adapter=adapter, show_progress=show_progress)
+    result = run_build(parsed, cache_dir, out_dir, adapter=adapter, show_progress=show_progress)
+    if weights is None:
+        _warn_untrained(result, "pass weights=")
+    return result
+
+
+def _warn_untrained(result: BuildResult, fix: str) -> None:
+    """Warn the caller of build() if its model ran with random weights."""
+    model = result.manifest["model"]
+    warn_random_weights(model["source"], model["digest"], fix)

@@ -14,7 +14,6 @@ from .errors import AtlasError
 EXIT_FAILED_UNITS = 1
 EXIT_INTERRUPTED = 2
 MAX_FAILURES_SHOWN = 10
-RANDOM_WEIGHTS_NOTE = "{} runs with random weights; set model.weights for trained ones"
 
 
 def _registry():
@@ -107,6 +106,7 @@ def build(
     from .pipeline import dry_run as dry_run_summary
     from .pipeline import plan_build, run_build
     from .recipe import load_recipe
+    from .sources.common import random_weights_note
 
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
@@ -132,10 +132,8 @@ def build(
         parsed, cache_dir, out_dir, registry, template_dirs=template_dirs, show_progress=not quiet
     )
     cached = result.plan.cached_images
-    if result.manifest["model"]["random_weights"]:
-        click.echo(
-            f"note: {RANDOM_WEIGHTS_NOTE.format(result.manifest['model']['source'])}", err=True
-        )
+    if result.manifest["model"]["random_weights"] and parsed.weights is None:
+        click.echo(f"note: {random_weights_note(result.manifest['model']['source'])}", err=True)
     if result.computed == 0 and not result.failed:
         click.echo(f"all {cached} pictures came from the cache; nothing computed", err=True)
     else:
@@ -157,13 +155,13 @@ def build(
 
 def _print_plan(summary: dict, as_json: bool) -> None:
     """Print a plan summary as JSON or as a table."""
-    from .sources.common import is_random_init
+    from .sources.common import is_random_init, random_weights_note
 
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     if is_random_init(summary["weights_digest"]):
-        click.echo(f"model {RANDOM_WEIGHTS_NOTE.format(summary['model'])}")
+        click.echo(f"model {random_weights_note(summary['model'])}")
     else:
         click.echo(f"model {summary['model']} (weights digest {summary['weights_digest'][:12]})")
     for layer in summary["layers"]:

@@ -30,6 +30,7 @@ from .plugins import Registry, load_registry
 from .recipe import DIVERSITY_WEIGHT, check_keywords, render_settings
 from .render import render
 from .sources import load_model
+from .sources.common import warn_random_weights
 
 
 @dataclass
@@ -106,7 +107,10 @@ def _adapter(
     if isinstance(model, (nn.Module, ModelAdapter)):
         return as_adapter(model, options)
     if isinstance(model, str):
-        return load_model(registry, model, weights, **(options or {}))
+        adapter = load_model(registry, model, weights, **(options or {}))
+        if weights is None:  # an explicit "none" asked for random weights
+            warn_random_weights(model, adapter.weights_digest, "pass weights=")
+        return adapter
     raise AtlasError(
         f"model must be an nn.Module, an adapter or a source string, not {type(model).__name__}"
     )

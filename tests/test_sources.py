@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import cv2
 import pytest
@@ -134,6 +135,25 @@ def test_random_weights_are_said_on_the_command_line_and_the_site(tmp_path):
     assert "<strong>random weights</strong>" in (tmp_path / "site" / "index.html").read_text()
     plan = atlas_build(recipe, tmp_path, "--dry-run")
     assert "random weights; set model.weights" in plan.stdout
+    asked = atlas_build(recipe, tmp_path, "--weights", "none")  # asked for: no note
+    assert asked.returncode == 0 and "random weights" not in asked.stderr, asked.stderr
+
+
+def test_python_callers_are_warned_of_random_weights_and_can_pass_weights(tmp_path):
+    model, layers = "torchvision/squeezenet1_1", ["features.0"]
+    with pytest.warns(UserWarning, match="squeezenet1_1 runs with random weights; pass weights="):
+        manifest = build(tmp_path / "random", model=model, layers=layers, size=32)
+    assert manifest["model"]["random_weights"] is True
+    with pytest.warns(UserWarning, match="runs with random weights; pass weights="):
+        atlas_api.visualize(model, "channel('features.0', 0)", size=32, steps=2, cache=False)
+    path = tmp_path / "trained.pt"
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = build(tmp_path / "file", model=model, weights=str(path), layers=layers, size=32)
+    assert not [w for w in caught if "random weights" in str(w.message)]
+    assert manifest["model"]["random_weights"] is False
+    assert manifest["model"]["weights"] == str(path)
 
 
 def test_state_dict_without_architecture_says_what_to_add(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,21 @@ def random_init_digest(*libraries) -> str:
 def is_random_init(digest: str) -> bool:
     """Return True for the digest of seeded random (untrained) weights."""
     return digest.startswith(RANDOM_INIT)
+
+
+def random_weights_note(source: str, fix: str = "set model.weights") -> str:
+    """Return the line that says a model runs untrained, and how to give it weights."""
+    return (
+        f"{source} runs with random weights; {fix} for trained ones "
+        '(torchvision: "DEFAULT", timm: "pretrained")'
+    )
+
+
+def warn_random_weights(source: str, digest: str, fix: str) -> None:
+    """Warn that the model is untrained (a UserWarning pointing at the line that called the
+    public function whose helper calls this)."""
+    if is_random_init(digest):
+        warnings.warn(random_weights_note(source, fix), UserWarning, stacklevel=4)
 
 
 @contextlib.contextmanager
