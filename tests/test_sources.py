@@ -48,7 +48,9 @@ def units(manifest, layer):
 
 
 def test_torchvision_classifier_with_labels_from_its_weights_metadata(tmp_path):
-    manifest = build(tmp_path, model="torchvision/resnet18", layers=["layer1.0.conv1", "output"])
+    manifest = build(
+        tmp_path, model="torchvision/resnet18", weights="none", layers=["layer1.0.conv1", "output"]
+    )
     assert manifest["model"]["input"]["size"] == [224, 224]
     assert units(manifest, "output")[0]["label"] == "tench"
     assert len(units(manifest, "layer1.0.conv1")) == 3
@@ -73,7 +75,9 @@ max_channels = 21
 
 
 def test_timm_model_with_its_pretrained_config(tmp_path):
-    manifest = build(tmp_path, model="timm/test_convnext", layers=["stages.0", "output"])
+    manifest = build(
+        tmp_path, model="timm/test_convnext", weights="none", layers=["stages.0", "output"]
+    )
     # timm's pretrained_cfg for test_convnext: input_size (3, 160, 160), mean = std = 0.5
     assert manifest["model"]["input"]["size"] == [160, 160]
     assert manifest["model"]["input"]["mean"] == [0.5, 0.5, 0.5]
@@ -87,7 +91,7 @@ def test_vit_token_layers_have_a_clear_meaning(tmp_path):
     block = layers["blocks.0"]
     assert len(block.shape) == 2 and block.channels == block.shape[1]
     assert block.meaning == "token feature (mean over tokens)"
-    manifest = build(tmp_path, model="timm/test_vit", layers=["blocks.0"])
+    manifest = build(tmp_path, model="timm/test_vit", weights="none", layers=["blocks.0"])
     assert units(manifest, "blocks.0")[0]["image"]
 
 
