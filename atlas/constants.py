@@ -25,7 +25,7 @@ def constant(
     return _made(array.tobytes(), array.shape, array.dtype.str, str(torch.device(device)), dtype)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)  # a few per batch; mask weights can be large
 def _made(
     data: bytes, shape: tuple[int, ...], kind: str, device: str, dtype: torch.dtype
 ) -> torch.Tensor:
