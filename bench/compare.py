@@ -7,6 +7,10 @@ channel on the final picture, no transforms, fp32), the ratio to feature-atlas, 
 each tool's pictures of channels 0 and 1 (one row per tool, in table order), and the
 FLOP floor: the FLOPs of the least work (forward and input-gradient of the network up to
 the layer on feature-atlas's padded canvas) divided by the conv rate measured in this run.
+Two "plain loop" rows time that least work itself, as a practical floor: the folded model
+(channels-last, fp32 or bf16) forward to the layer and backward to a padded pixel canvas,
+an Adam step, nothing else (no parameterization, transforms or regularizers, so its
+pictures are not pictures anyone would want).
 
     make compare                 # creates .venv-bench, runs this, writes bench/results/
     python bench/compare.py --rounds 3 [--device cuda] [--quick]
@@ -78,6 +82,42 @@ def feature_atlas(precision: str = "auto", model_size: int | None = None) -> Too
         seeds = range(len(work.channels))
         result = render(adapter, objective, seeds, settings, registry, work.device, None, precision)
         return result.images
+
+    return run
+
+
+def plain_loop(precision: str) -> Tool:
+    """The least work a step can do: the folded model forward to the layer and backward to
+    a padded pixel canvas, then an Adam step; the same channel per image as the tools."""
+    from atlas.adapter import ModelAdapter
+    from atlas.frozen import run_copy
+    from atlas.layers import Probe
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+
+    def run(work: Work) -> np.ndarray:
+        adapter = ModelAdapter(work.module, "torchvision/bench", "bench-random")
+        runner = run_copy(adapter, [work.layer], dtype, work.device)
+        runner.module.to(work.device)
+        n, side = len(work.channels), work.size + PAD
+        generator = torch.Generator().manual_seed(0)
+        canvas = 0.5 + 0.01 * torch.randn(n, 3, side, side, generator=generator)
+        canvas = canvas.to(work.device).requires_grad_(True)
+        optimizer = torch.optim.Adam([canvas], lr=0.05)
+        rows = torch.arange(n, device=work.device)
+        index = torch.tensor(work.channels, device=work.device)
+        with Probe(runner, [work.layer]) as probe:
+            for _ in range(work.steps):
+                view = canvas.to(dtype).contiguous(memory_format=torch.channels_last)
+                act = probe(view)[work.layer]
+                loss = -act[rows, index].float().mean((1, 2)).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        inner = canvas.detach()[
+            ..., PAD // 2 : PAD // 2 + work.size, PAD // 2 : PAD // 2 + work.size
+        ]
+        return inner.clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
 
     return run
 
@@ -287,6 +327,8 @@ def tools(device: torch.device) -> dict[str, Tool]:
     found["lucent batched"] = lucent_batched
     found["lucent default (1 channel/call)"] = lucent_default
     found["torch-dreams batched"] = torch_dreams_batched
+    found["plain loop fp32 (least work)"] = plain_loop("fp32")
+    found["plain loop bf16 (least work)"] = plain_loop("bf16")
     return found
 
 
