@@ -325,6 +325,7 @@ class Direction(Objective):
         self.vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if not np.isfinite(self.vector).all() or not np.linalg.norm(self.vector) > 0:
             raise ValueError("a direction needs a finite, non-zero vector")
+        self.unit = self.vector / np.linalg.norm(self.vector)
         self.cossim_pow = float(cossim_pow)
         self.mask = resolve_mask(mask, None, f"mask of direction({layer!r})")
 
@@ -336,7 +337,7 @@ class Direction(Objective):
                 f"direction has {self.vector.size} values but layer {self.layer!r} has "
                 f"{features.shape[-1]} channels"
             )
-        unit = constant(self.vector / np.linalg.norm(self.vector), act.device, act.dtype)
+        unit = constant(self.unit, act.device, act.dtype)
         dot = features @ unit
         if self.cossim_pow:
             cos = dot / features.norm(dim=-1).clamp_min(1e-6)
