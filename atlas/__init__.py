@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Visualization", "build", "objective", "objectives", "visualize"]
+__all__ = ["Recipe", "Visualization", "adapt", "build", "objective", "objectives", "visualize"]
 
 _LAZY = {
     "build": ("atlas.api", "build"),
+    "adapt": ("atlas.models.live", "adapt"),
     "visualize": ("atlas.visualization", "visualize"),
     "Visualization": ("atlas.visualization", "Visualization"),
-    "objective": ("atlas.objectives", "objective"),
-    "objectives": ("atlas.objectives", None),
+    "objective": ("atlas.engine.objectives", "objective"),
+    "objectives": ("atlas.engine.objectives", None),
+    "Recipe": ("atlas.recipe", "Recipe"),
 }
 
 

@@ -1,27 +1,39 @@
-"""The core's own plugin: built-in objectives, regularizers, parameterizations and models."""
+"""The core's own plugin: built-in objectives, regularizers, parameterizations, models and
+data sets. Loaded by name, like any plugin, through the public contract."""
 
 from __future__ import annotations
 
 import importlib
 
-from . import objectives, params, regularizers
-from .datasets import DatasetSource
-from .hookspecs import Register, hookimpl
-from .sources import ModelSource
+from .engine import objectives, params, regularizers
+from .plugin import (
+    DatasetSource,
+    ModelSource,
+    Option,
+    Parameterization,
+    RegisterDatasets,
+    RegisterModels,
+    RegisterObjectives,
+    RegisterParameterizations,
+    RegisterRegularizers,
+    hookimpl,
+)
+
+SPECTRUM_HELP = "write one with `atlas spectrum FOLDER --out FILE`"
 
 
 @hookimpl
-def feature_atlas_register_objectives(register: Register) -> None:
+def feature_atlas_register_objectives(register: RegisterObjectives) -> None:
     """Register channel, neuron, layer, direction and diversity objectives."""
-    register("channel", objectives.channel)
-    register("neuron", objectives.neuron)
+    register("channel", objectives.channel, channels=True)
+    register("neuron", objectives.neuron, channels=True)
     register("layer", objectives.layer)
     register("direction", objectives.direction)
     register("diversity", objectives.diversity)
 
 
 @hookimpl
-def feature_atlas_register_regularizers(register: Register) -> None:
+def feature_atlas_register_regularizers(register: RegisterRegularizers) -> None:
     """Register total variation, L1, L2 and blur penalties."""
     register("tv", regularizers.total_variation)
     register("l1", regularizers.l1)
@@ -30,12 +42,21 @@ def feature_atlas_register_regularizers(register: Register) -> None:
 
 
 @hookimpl
-def feature_atlas_register_parameterizations(register: Register) -> None:
+def feature_atlas_register_parameterizations(register: RegisterParameterizations) -> None:
     """Register the FFT, pixel, MACO and CPPN parameterizations."""
-    register("fft", params.FFTImage)
-    register("pixel", params.PixelImage)
-    register("maco", params.MacoImage)
-    register("cppn", params.CPPNImage)
+    decay = Option("decay", float, 1.0, help="the spectrum's 1/f^decay scale")
+    register("fft", Parameterization(params.FFTImage, (decay,), alpha=True))
+    register("pixel", Parameterization(params.PixelImage, alpha=True))
+    spectrum = Option(
+        "spectrum", str, None, file=True, help=SPECTRUM_HELP, check=params.check_spectrum
+    )
+    register(
+        "maco",
+        Parameterization(
+            params.MacoImage, (spectrum,), lr=1.0, optimizer="nadam", transforms="crops"
+        ),
+    )
+    register("cppn", Parameterization(params.CPPNImage, lr=0.005, transforms=False, alpha=True))
 
 
 def _lazy(module: str, name: str):
@@ -49,19 +70,19 @@ def _lazy(module: str, name: str):
 
 
 @hookimpl
-def feature_atlas_register_models(register: Register) -> None:
+def feature_atlas_register_models(register: RegisterModels) -> None:
     """Register the torchvision, timm and file model sources."""
     for namespace, module in (
         ("torchvision", "torchvision_source"),
         ("timm", "timm_source"),
         ("file", "file"),
     ):
-        source = f"sources.{module}"
+        source = f"models.sources.{module}"
         register(namespace, ModelSource(load=_lazy(source, "load"), names=_lazy(source, "names")))
 
 
 @hookimpl
-def feature_atlas_register_datasets(register: Register) -> None:
+def feature_atlas_register_datasets(register: RegisterDatasets) -> None:
     """Register the folder and torchvision data set sources."""
     register("folder", DatasetSource(load=_lazy("datasets.folder", "load")))
     tv = "datasets.torchvision_data"

@@ -18,7 +18,7 @@ MAX_FAILURES_SHOWN = 10
 
 def _registry():
     """Load plugins and report the broken ones on stderr."""
-    from .plugins import load_registry
+    from .registry import load_registry
 
     registry = load_registry()
     for info in registry.errors:
@@ -102,11 +102,12 @@ def build(
     quiet,
 ) -> None:
     """Build the atlas of RECIPE (a TOML file); without one, the embedded demo."""
-    from .cache import Cache, default_cache_dir
-    from .pipeline import dry_run as dry_run_summary
-    from .pipeline import plan_build, run_build
+    from .bars import Bars
+    from .models.sources.common import random_weights_note
+    from .pipeline.build import dry_run as dry_run_summary
+    from .pipeline.build import plan_build, run_build
     from .recipe import load_recipe
-    from .sources.common import random_weights_note
+    from .store.cache import Cache, default_cache_dir
 
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
@@ -128,9 +129,10 @@ def build(
         cache = Cache(cache_dir or default_cache_dir())
         _print_plan(dry_run_summary(plan_build(parsed, cache, registry), cache, registry), as_json)
         return
-    result = run_build(
-        parsed, cache_dir, out_dir, registry, template_dirs=template_dirs, show_progress=not quiet
-    )
+    with Bars(not quiet) as bars:
+        result = run_build(
+            parsed, cache_dir, out_dir, registry, template_dirs=template_dirs, progress=bars
+        )
     cached = result.plan.cached_images
     if result.manifest["model"]["random_weights"] and parsed.weights is None:
         click.echo(f"note: {random_weights_note(result.manifest['model']['source'])}", err=True)
@@ -155,7 +157,7 @@ def build(
 
 def _print_plan(summary: dict, as_json: bool) -> None:
     """Print a plan summary as JSON or as a table."""
-    from .sources.common import is_random_init, random_weights_note
+    from .models.sources.common import is_random_init, random_weights_note
 
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -216,10 +218,9 @@ def _duration(seconds: float) -> str:
 @click.option("--all", "show_all", is_flag=True, help="Also list layers that cannot be selected.")
 def layers(model, weights, as_json, show_all) -> None:
     """List the selectable layers of MODEL with output shapes and channel counts."""
-    from .layers import catalogue
-    from .sources import load_model
+    from .models.layers import catalogue
 
-    adapter = load_model(_registry(), model, weights)
+    adapter = _registry().load_model(model, weights)
     found = [layer for layer in catalogue(adapter) if show_all or layer.supported]
     if as_json:
         click.echo(json.dumps([layer.as_dict() for layer in found], indent=2))
@@ -266,7 +267,7 @@ def plugins(as_json) -> None:
 )
 def spectrum(folder, out, size) -> None:
     """Measure the mean Fourier magnitude of the images under FOLDER, for MACO."""
-    from .spectrum import write_spectrum
+    from .datasets.spectrum import write_spectrum
 
     click.echo(str(write_spectrum(folder, out, size).resolve()))
 
@@ -292,8 +293,8 @@ def _megabytes(n: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_info(cache_dir, as_json) -> None:
     """Print how many pictures and dataset examples the cache holds, and for which models."""
-    from .cache import default_cache_dir
-    from .maintenance import info
+    from .store.cache import default_cache_dir
+    from .store.maintenance import info
 
     found = info(cache_dir or default_cache_dir())
     if as_json:
@@ -328,10 +329,10 @@ def cache_info(cache_dir, as_json) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 def cache_prune(cache_dir, older_than, keep, dry_run) -> None:
     """Remove old entries, or every entry the given recipes do not use."""
-    from .cache import Cache, default_cache_dir
-    from .maintenance import prune
-    from .pipeline import plan_build
+    from .pipeline.build import plan_build
     from .recipe import load_recipe
+    from .store.cache import Cache, default_cache_dir
+    from .store.maintenance import prune
 
     if older_than is None and not keep:
         raise click.UsageError("say what to remove: --older-than DAYS and/or --keep RECIPE")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what OpenCV reads
+
 
 def to_display(image: np.ndarray, alpha: bool = False) -> np.ndarray:
     """Return an (H, W, 1, 3 or 4) uint8 view of an (H, W, C) float image in [0, 1].

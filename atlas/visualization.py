@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import sys
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -12,25 +12,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 from torch import nn
-from tqdm import tqdm
 
-from .adapter import ModelAdapter
-from .cache import Cache, default_cache_dir
-from .compose import Context, as_objective
-from .devices import resolve_device
+from .bars import StepBar
+from .engine.objectives import INPUT, Diversity, Objective
 from .errors import AtlasError
-from .execute import execute
 from .images import encode_png
-from .jobs import Job, curve_points
-from .layers import catalogue
-from .objectives import INPUT, Diversity, Objective, stack
-from .pipeline import ProgressBar, check_device, check_precision, fit_canvases, settle
-from .plan import Task, batches, make_task
-from .plugins import Registry, load_registry
+from .models.adapter import ModelAdapter
+from .models.layers import catalogue
+from .models.sources.common import warn_random_weights
+from .pipeline.backends import Backend
+from .pipeline.build import fit_canvases
+from .pipeline.checks import check_device, check_precision
+from .pipeline.compose import Context, as_objective
+from .pipeline.jobs import Outcome
+from .pipeline.plan import Task, make_task
+from .pipeline.runner import Progress, cache_sink, execute, keep_sink, make_jobs, memory_limit
+from .pipeline.settle import settle
 from .recipe import DIVERSITY_WEIGHT, check_keywords, render_settings
-from .render import render
-from .sources import load_model
-from .sources.common import warn_random_weights
+from .registry import Registry, load_registry
+from .store.cache import Cache, default_cache_dir
 
 
 @dataclass
@@ -102,12 +102,12 @@ def _adapter(
     registry: Registry,
 ) -> ModelAdapter:
     """Return the adapter for a live module, an adapter or a source string."""
-    from .api import as_adapter
+    from .models.live import as_adapter
 
     if isinstance(model, (nn.Module, ModelAdapter)):
         return as_adapter(model, options)
     if isinstance(model, str):
-        adapter = load_model(registry, model, weights, **(options or {}))
+        adapter = registry.load_model(model, weights, **(options or {}))
         if weights is None:  # an explicit "none" asked for random weights
             warn_random_weights(model, adapter.weights_digest, "pass weights=")
         return adapter
@@ -147,7 +147,7 @@ def visualize(
     options: dict | None = None,
     weights: str | None = None,
     registry: Registry | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     **render_keys,
 ) -> Visualization:
     """Optimise pictures that maximise objective (an expression string or an Objective).
@@ -155,12 +155,16 @@ def visualize(
     ``batch`` independent pictures, or with ``diversity=K`` a set of K pictures pushed apart
     (``batch`` sets of them). Render keywords are the recipe's ``[render]`` keys (size,
     steps, lr, param, transforms, regularizers, alpha, ...). Results go through the build
-    cache unless ``cache=False`` or the objective has no spec (an unnamed callable).
+    cache unless ``cache=False`` or the objective has no spec (an unnamed callable); either
+    way they run on the build's task runner (batches sized to memory, halved when a device
+    runs out of it, NaN pictures retried at a lower rate). ``progress``: True for a bar that
+    counts steps, False for none, or a callable that receives each Tick.
     """
     registry = registry or load_registry()
     adapter = _adapter(model, options, weights, registry)
     check_keywords(render_keys, "atlas.visualize()")
-    settings = settle(render_settings(render_keys, "atlas.visualize()"), adapter, registry, "")
+    settings = render_settings(render_keys, "atlas.visualize()")
+    settings = settle(settings, adapter, registry, "atlas.visualize()", Path.cwd())
     fit_canvases(adapter, [settings], adapter.source)
     check_device(device)
     check_precision(precision)
@@ -179,71 +183,70 @@ def visualize(
         make_task(adapter, resolved, settings, seed + b, f"picture {b}", images, "visualize")
         for b in range(batch)
     ]
-    text = _label(objective)
-    if not cache or resolved.spec is None:
-        return _render_now(adapter, resolved, tasks, registry, (device, precision), text, progress)
-    return _through_cache(adapter, tasks, registry, (device, precision), cache_dir, text, progress)
+    store = Cache(cache_dir or default_cache_dir()) if cache and resolved.spec else None
+    missing = [t for t in tasks if store is None or not all(store.get(k) for k in t.keys)]
+    outcomes = _run(adapter, missing, registry, (device, precision), store, progress)
+    alpha = tasks[0].settings.alpha
+    if store is None:
+        return _from_outcomes(tasks, outcomes, _label(objective), alpha)
+    return _from_cache(store, tasks, _label(objective), alpha, not missing)
 
 
-def _bar(total: int, show: bool) -> tqdm:
-    return ProgressBar(
-        total=total, desc="atlas.visualize", unit="img", file=sys.stderr, disable=not show
-    )
-
-
-def _render_now(
+def _run(
     adapter: ModelAdapter,
-    objective: Objective,
     tasks: Sequence[Task],
     registry: Registry,
     where: tuple[str, str],
-    text: str,
-    progress: bool,
-) -> Visualization:
-    """Render without touching the cache, on where's (device, precision)."""
-    settings = tasks[0].settings
+    store: Cache | None,
+    progress: bool | Progress,
+) -> list[Outcome]:
+    """Run tasks on the build's task runner in this process, on where's (device, precision);
+    raise naming the first failure."""
+    if not tasks:
+        return []
+    device, precision = where
     total = sum(t.images for t in tasks)
-    with _bar(total, progress) as bar:
-        result = render(
-            adapter,
-            stack([objective] * len(tasks), [t.images for t in tasks]),
-            [s for t in tasks for s in t.seeds],
-            settings,
-            registry,
-            resolve_device(where[0]),
-            lambda _step: bar.update(total / settings.steps),
-            where[1],
-        )
-    curve = np.stack([curve_points(result.curve[:, i]) for i in range(total)], 1)
-    return Visualization(result.images, result.final, curve, text, settings.alpha)
+    root = str(store.root) if store else str(default_cache_dir())
+    limit = memory_limit(adapter, total, device)
+    jobs = make_jobs(tasks, adapter, root, device, precision, total, limit)
+    sink = cache_sink(root) if store else keep_sink
+    bar = StepBar(bool(progress)) if isinstance(progress, bool) else None
+    try:
+        outcomes = execute(jobs, Backend(), registry, sink, bar or progress, "atlas.visualize")
+    finally:
+        if bar:
+            bar.close()
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        raise AtlasError(f"atlas.visualize(): {failed[0].name} failed: {failed[0].error}")
+    return outcomes
 
 
-def _through_cache(
-    adapter: ModelAdapter,
-    tasks: Sequence[Task],
-    registry: Registry,
-    where: tuple[str, str],
-    cache_dir: str | Path | None,
-    text: str,
-    progress: bool,
+def _from_outcomes(
+    tasks: Sequence[Task], outcomes: Sequence[Outcome], text: str, alpha: bool
 ) -> Visualization:
-    """Compute what the cache lacks on where's (device, precision), then read every picture
-    from the cache."""
-    store = Cache(cache_dir or default_cache_dir())
-    missing = [t for t in tasks if not all(store.get(k) for k in t.keys)]
-    if missing:
-        jobs = [Job(adapter, tuple(b), str(store.root), *where) for b in batches(missing, 64)]
-        total = sum(t.images for t in missing)
-        with _bar(total, progress) as bar:
-            failed = [o for o in execute(jobs, registry=registry, progress=bar.update) if o.error]
-        if failed:
-            raise AtlasError(f"atlas.visualize(): {failed[0].name} failed: {failed[0].error}")
+    """Return the pictures the runner sent back, in the tasks' order (nothing stored)."""
+    by_key = {item.key: item for o in outcomes for item in o.stored}
+    items = [by_key[k] for t in tasks for k in t.keys]
+    images = np.stack([np.load(io.BytesIO(i.array)).astype(np.float32) for i in items])
+    return _visualization(images, [i.meta for i in items], text, alpha, False)
+
+
+def _from_cache(
+    store: Cache, tasks: Sequence[Task], text: str, alpha: bool, hit: bool
+) -> Visualization:
+    """Read every picture of the tasks from the cache."""
     entries = [store.get(k) for t in tasks for k in t.keys]
     if any(e is None for e in entries):
         raise AtlasError("atlas.visualize(): the cache lost a picture while it was read; run again")
-    alpha = tasks[0].settings.alpha
     images = np.stack([e.image() for e in entries])
-    final = np.array([e.meta["objective_final"] for e in entries], np.float32)
-    points = min(len(e.meta["curve"]) for e in entries)
-    curve = np.array([e.meta["curve"][:points] for e in entries], np.float32).T
-    return Visualization(images, final, curve, text, alpha, from_cache=not missing)
+    return _visualization(images, [e.meta for e in entries], text, alpha, hit)
+
+
+def _visualization(
+    images: np.ndarray, metas: Sequence[dict], text: str, alpha: bool, hit: bool
+) -> Visualization:
+    final = np.array([m["objective_final"] for m in metas], np.float32)
+    points = min(len(m["curve"]) for m in metas)
+    curve = np.array([m["curve"][:points] for m in metas], np.float32).T
+    return Visualization(images, final, curve, text, alpha, from_cache=hit)

@@ -63,10 +63,11 @@ Tool = Callable[[Work], np.ndarray]  # returns the final pictures, (B, H, W, 3) 
 
 def feature_atlas(precision: str = "auto", model_size: int | None = None) -> Tool:
     """Render every channel in one batch with feature-atlas's engine and defaults."""
-    from atlas.adapter import ModelAdapter
-    from atlas.objectives import Channel
-    from atlas.plugins import load_registry
-    from atlas.render import RenderSettings, render, resolve
+    from atlas.engine.objectives import Channel
+    from atlas.models.adapter import ModelAdapter
+    from atlas.pipeline.worker import render_batch as render
+    from atlas.recipe import RenderSettings
+    from atlas.registry import load_registry
 
     registry = load_registry()
 
@@ -77,7 +78,6 @@ def feature_atlas(precision: str = "auto", model_size: int | None = None) -> Too
             steps=work.steps,
             model_size=(model_size, model_size) if model_size else None,
         )
-        settings = resolve(settings, registry)
         objective = Channel(work.layer, work.channels)
         seeds = range(len(work.channels))
         result = render(adapter, objective, seeds, settings, registry, work.device, None, precision)
@@ -89,9 +89,9 @@ def feature_atlas(precision: str = "auto", model_size: int | None = None) -> Too
 def plain_loop(precision: str) -> Tool:
     """The least work a step can do: the folded model forward to the layer and backward to
     a padded pixel canvas, then an Adam step; the same channel per image as the tools."""
-    from atlas.adapter import ModelAdapter
-    from atlas.frozen import run_copy
-    from atlas.layers import Probe
+    from atlas.models.adapter import ModelAdapter
+    from atlas.models.frozen import run_copy
+    from atlas.models.layers import Probe
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
 

@@ -46,10 +46,11 @@ def timed(step, x0: torch.Tensor, rounds: int) -> tuple[float, float, torch.Tens
 
 
 def main() -> None:
-    from atlas.adapter import ModelAdapter
-    from atlas.frozen import run_copy
-    from atlas.layers import Probe
-    from atlas.render import compute_dtype, model_input
+    from atlas.engine.precision import compute_dtype
+    from atlas.engine.render import model_input
+    from atlas.models.adapter import ModelAdapter
+    from atlas.models.frozen import run_copy
+    from atlas.models.layers import Probe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

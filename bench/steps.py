@@ -102,16 +102,15 @@ LUCENT_STEPS = 512
 
 def run_feature_atlas(work: Work, keys: dict, experiment: Experiment | None) -> np.ndarray:
     """Render the work's channels with feature-atlas, the given render keys and experiment."""
-    from atlas.adapter import ModelAdapter
-    from atlas.objectives import Channel
-    from atlas.plugins import load_registry
-    from atlas.render import RenderSettings, render, resolve
+    from atlas.engine.objectives import Channel
+    from atlas.models.adapter import ModelAdapter
+    from atlas.pipeline.worker import render_batch as render
+    from atlas.recipe import RenderSettings
+    from atlas.registry import load_registry
 
     registry = load_registry()
     adapter = ModelAdapter(work.module, "torchvision/bench", "bench-random")
-    settings = resolve(
-        RenderSettings(size=(work.size, work.size), steps=work.steps, **keys), registry
-    )
+    settings = RenderSettings(size=(work.size, work.size), steps=work.steps, **keys)
     seeds = range(len(work.channels))
     objective = Channel(work.layer, work.channels)
     on_step = experiment.on_step if experiment else None

@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from atlas.adapter import InputSpec, ModelAdapter
-from atlas.hookspecs import hookimpl
-from atlas.plugins import load_registry
-from atlas.sources import ModelSource
+from atlas.models.adapter import InputSpec, ModelAdapter
+from atlas.plugin import ModelSource, hookimpl
+from atlas.registry import load_registry
 
 
 class TinyCNN(nn.Module):

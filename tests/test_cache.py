@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from atlas.cache import Cache, digest
+from atlas.store.cache import Cache, digest
 
 
 def image():

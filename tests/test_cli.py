@@ -10,15 +10,14 @@ import pytest
 from helpers import TINY_RECIPE, atlas, atlas_build, plugin_env
 
 import atlas as atlas_package
-from atlas import render as render_module
-from atlas.cache import Cache
-from atlas.pipeline import plan_build
-from atlas.recipe import Recipe
-from atlas.render import RenderSettings
+from atlas.pipeline.build import plan_build
+from atlas.recipe import Recipe, RenderSettings
+from atlas.recipe import settings as render_module
+from atlas.store.cache import Cache
 
 FAILING_PLUGIN = """
-from atlas.hookspecs import hookimpl
-from atlas.objectives import channel
+from atlas.plugin import hookimpl
+from atlas.engine.objectives import channel
 
 
 @hookimpl
@@ -28,7 +27,7 @@ def feature_atlas_register_objectives(register):
             raise RuntimeError("enc1 is not allowed")
         return channel(layer, channels)
 
-    register("picky", picky)
+    register("picky", picky, channels=True)
 """
 
 

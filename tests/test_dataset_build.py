@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from helpers import TINY_RECIPE, atlas, atlas_build
 
-from atlas.datasets import DatasetError, load_dataset
-from atlas.examples import run_pass
-from atlas.plugins import load_registry
-from atlas.sources import load_model
+from atlas.datasets import DatasetError
+from atlas.datasets.examples import run_pass
+from atlas.registry import load_registry
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +100,9 @@ def test_missing_sources_are_one_line_errors(tmp_path):
     assert result.stderr.strip() == f"error: image folder {tmp_path / 'nowhere'} does not exist"
     registry = load_registry()
     with pytest.raises(DatasetError, match=r"CIFAR10 is not on disk under .*offline nothing"):
-        load_dataset(registry, "torchvision/CIFAR10", root=str(tmp_path))
+        registry.load_dataset("torchvision/CIFAR10", root=str(tmp_path))
     with pytest.raises(DatasetError, match=r"unknown data set namespace 'foldr'"):
-        load_dataset(registry, "foldr:x")
+        registry.load_dataset("foldr:x")
 
 
 def test_a_torchvision_dataset_on_disk_is_read(tmp_path, monkeypatch):
@@ -121,15 +120,15 @@ def test_a_torchvision_dataset_on_disk_is_read(tmp_path, monkeypatch):
     (folder / "test_batch").write_bytes(pickle.dumps(batch))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": ["x"] * 10}))
     registry = load_registry()
-    data = load_dataset(registry, "torchvision/CIFAR10", root=str(tmp_path), train=False)
+    data = registry.load_dataset("torchvision/CIFAR10", root=str(tmp_path), train=False)
     image, label = data[2]
     assert image.shape == (32, 32, 3) and label == 1 and len(data) == 5
 
 
 def test_the_demo_classes_top_examples_lie_on_their_class():
     registry = load_registry()
-    shapes = load_model(registry, "shapes/unet")
-    data = load_dataset(registry, "shapes/val")
+    shapes = registry.load_model("shapes/unet")
+    data = registry.load_dataset("shapes/val")
     found = run_pass(shapes, data, ["output"], 400, 9, batch_size=64)[0]["output"]
     for c in range(1, 7):  # every class but background
         on_class = [

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from atlas import devices
+from atlas.pipeline import devices
 
 CLAIM = (
-    "import sys, time; from atlas import devices; print(devices.worker_slot(), flush=True); "
+    "import sys, time; from atlas.pipeline import devices; print(devices.worker_slot(), flush=True); "
     "sys.stdin.readline()"
 )
 

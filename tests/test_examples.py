@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from atlas.examples import crop_box, make_crops, prepare, receptive_field, run_pass
-from atlas.layers import forward_layers
+from atlas.datasets.examples import crop_box, make_crops, prepare, receptive_field, run_pass
+from atlas.models.layers import forward_layers
 
 
 class RandomImages:
@@ -99,7 +99,7 @@ sys.path.insert(0, {tests!r})
 import numpy as np
 from conftest import tiny_adapter
 from test_examples import RandomImages
-from atlas.examples import run_pass
+from atlas.datasets.examples import run_pass
 adapter = tiny_adapter(size=64)
 n = int(sys.argv[1])
 run_pass(adapter, RandomImages(n, size=64), ["conv1", "conv2"], n, 9, batch_size=32)

@@ -4,11 +4,11 @@ import pytest
 import torch
 from helpers import atlas_build
 
-from atlas import objectives as obj
-from atlas.compose import Context, as_objective
+from atlas.engine import objectives as obj
 from atlas.errors import AtlasError, LayerError
-from atlas.expressions import ExpressionError, parse_expression
-from atlas.layers import catalogue
+from atlas.models.layers import catalogue
+from atlas.pipeline.compose import Context, as_objective
+from atlas.recipe.expressions import ExpressionError, parse_expression
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_regularizers_compose_as_penalties_of_the_picture(registry, context):
     made = as_objective("channel('conv1', 0) - 0.1 * tv()", registry, context)
     image = torch.rand(2, 3, 8, 8)
     acts = {"conv1": torch.ones(2, 8, 8, 8), obj.INPUT: image}
-    tv = obj.Penalty("tv", registry.get("regularizers", "tv")())(acts)
+    tv = obj.Penalty("tv", registry.regularizer("tv")())(acts)
     torch.testing.assert_close(made(acts), 1.0 - 0.1 * tv)
 
 

@@ -10,8 +10,8 @@ KILLER = '''
 import os
 import signal
 
-from atlas.hookspecs import hookimpl
-from atlas.objectives import Channel
+from atlas.plugin import hookimpl
+from atlas.engine.objectives import Channel
 
 
 class Killer(Channel):
@@ -29,7 +29,7 @@ class Killer(Channel):
 
 @hookimpl
 def feature_atlas_register_objectives(register):
-    register("killer", Killer)
+    register("killer", Killer, channels=True)
 '''
 
 

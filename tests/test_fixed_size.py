@@ -83,7 +83,7 @@ def test_a_linear_headed_module_builds_from_python(tmp_path):
 
 def _seen_sizes(adapter, monkeypatch, **keys):
     """Return the input sizes the model is given in the optimisation steps of visualize."""
-    from atlas import render
+    from atlas.engine import render
 
     seen, original = set(), render.model_input
 
@@ -100,10 +100,9 @@ def _seen_sizes(adapter, monkeypatch, **keys):
 
 
 def test_a_convnet_classifier_runs_at_the_canvas_size_unless_asked_otherwise(monkeypatch):
-    from atlas.plugins import load_registry
-    from atlas.sources import load_model
+    from atlas.registry import load_registry
 
-    adapter = load_model(load_registry(), "torchvision/resnet18")
+    adapter = load_registry().load_model("torchvision/resnet18")
     sizes = _seen_sizes(adapter, monkeypatch, size=32, steps=3)
     assert sizes and all(h <= 32 + 24 + 4 and w <= 32 + 24 + 4 for h, w in sizes)  # padded
     assert adapter.input.fixed_size is False
@@ -111,10 +110,9 @@ def test_a_convnet_classifier_runs_at_the_canvas_size_unless_asked_otherwise(mon
 
 
 def test_a_vision_transformer_gets_its_own_size_and_says_so(capsys):
-    from atlas.plugins import load_registry
-    from atlas.sources import load_model
+    from atlas.registry import load_registry
 
-    adapter = load_model(load_registry(), "timm/test_vit")
+    adapter = load_registry().load_model("timm/test_vit")
     atlas_api.visualize(adapter, "channel('blocks.0', 0)", size=32, steps=1, cache=False)
     assert adapter.input.fixed_size is True
     assert "takes only its own input size" in capsys.readouterr().err

@@ -4,10 +4,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from atlas import frozen, objectives
-from atlas.adapter import InputSpec, ModelAdapter
-from atlas.layers import forward_layers
-from atlas.render import RenderSettings, render
+from atlas.engine import objectives
+from atlas.models import frozen
+from atlas.models.adapter import InputSpec, ModelAdapter
+from atlas.models.layers import forward_layers
+from atlas.pipeline.worker import render_batch as render
+from atlas.recipe import RenderSettings
 
 
 class NormNet(nn.Module):

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from atlas import objectives
-from atlas.masks import from_array
-from atlas.render import RenderSettings, render
-from atlas.transforms import CropSettings
+from atlas.engine import objectives
+from atlas.engine.masks import from_array
+from atlas.pipeline.worker import render_batch as render
+from atlas.recipe import CropSettings, RenderSettings
 
 # the calls that move data between host and device (on CUDA each blocks until the queue drains)
 HOST_TRAFFIC = {

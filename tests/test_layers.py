@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from atlas.errors import LayerError
-from atlas.layers import OUTPUT, catalogue, dummy_input, forward_layers, select
+from atlas.models.layers import OUTPUT, catalogue, dummy_input, forward_layers, select
 
 
 def test_catalogue_lists_modules_in_order_with_shapes(adapter):
@@ -49,10 +49,9 @@ def test_unknown_layer_names_close_matches(adapter):
 
 
 def test_a_star_in_a_layer_glob_crosses_dots():
-    from atlas.plugins import load_registry
-    from atlas.sources import load_model
+    from atlas.registry import load_registry
 
-    shapes = load_model(load_registry(), "shapes/unet")
+    shapes = load_registry().load_model("shapes/unet")
     chosen = [layer.name for layer in select(catalogue(shapes), ["enc*"], "shapes/unet")]
     assert chosen[:3] == ["enc1.0", "enc1.1", "enc1.2"] and "enc2.5" in chosen
     assert "enc1" in chosen and "enc2" in chosen

@@ -2,9 +2,9 @@
 
 import torch
 
-from atlas import memory
-from atlas import pipeline as pipeline_module
-from atlas.memory import bytes_per_picture, fit_batch
+from atlas.pipeline import build as pipeline_module
+from atlas.pipeline import memory, runner
+from atlas.pipeline.memory import bytes_per_picture, fit_batch
 
 
 def test_a_picture_costs_more_on_a_larger_canvas_and_a_deeper_layer(adapter):
@@ -26,7 +26,7 @@ def test_a_build_caps_its_batches_and_says_so(tmp_path, adapter, registry, monke
     from test_pipeline import build, tiny_recipe
 
     per = bytes_per_picture(adapter, frozenset({"conv1"}), (32, 32), torch.device("cpu"))
-    monkeypatch.setattr(pipeline_module, "available_bytes", lambda device: int(per * 3 * 3 / 0.5))
+    monkeypatch.setattr(runner, "available_bytes", lambda device: int(per * 3 * 3 / 0.5))
     seen = []
     real = pipeline_module.execute
 

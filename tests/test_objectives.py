@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from atlas import objectives as obj
+from atlas.engine import objectives as obj
 
 
 def acts():

@@ -15,14 +15,13 @@ from conftest import TinyCNN
 from helpers import TINY_RECIPE
 
 import atlas as atlas_api
-from atlas import objectives
-from atlas.cache import Cache
+from atlas.engine import objectives
 from atlas.errors import AtlasError
-from atlas.hookspecs import hookimpl
-from atlas.pipeline import run_build
-from atlas.plugins import load_registry
-from atlas.recipe import Recipe
-from atlas.render import RenderSettings
+from atlas.pipeline.build import run_build
+from atlas.plugin import hookimpl
+from atlas.recipe import Recipe, RenderSettings
+from atlas.registry import load_registry
+from atlas.store.cache import Cache
 
 
 class ExplodingObjective:
@@ -35,7 +34,7 @@ class ExplodingObjective:
                 raise RuntimeError("conv2 is cursed")
             return objectives.channel(layer, channels)
 
-        register("explode", explode)
+        register("explode", explode, channels=True)
 
 
 def build(tmp_path, registry, adapter, recipe=None, **kwargs):
@@ -47,7 +46,6 @@ def build(tmp_path, registry, adapter, recipe=None, **kwargs):
         tmp_path / "site",
         registry,
         adapter,
-        show_progress=False,
         **kwargs,
     )
 
@@ -179,7 +177,7 @@ class OutOfMemoryAbove2:
 
     @hookimpl
     def feature_atlas_register_objectives(self, register):
-        register("oom", Greedy)
+        register("oom", Greedy, channels=True)
 
 
 def test_batch_is_halved_when_memory_runs_out(tmp_path, adapter):
@@ -253,7 +251,7 @@ class Flaky(objectives.Channel):
 class FlakyPlugin:
     @hookimpl
     def feature_atlas_register_objectives(self, register):
-        register("flaky", Flaky)
+        register("flaky", Flaky, channels=True)
 
 
 def test_nan_is_retried_with_a_lower_lr_then_fails_alone(tmp_path, adapter):

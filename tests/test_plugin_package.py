@@ -16,9 +16,7 @@ PLUGIN = '''
 import torch
 from torch import nn
 
-from atlas.hookspecs import hookimpl
-from atlas.objectives import Objective
-from atlas.params import ImageParam
+from atlas.plugin import ImageParam, Objective, Option, Parameterization, hookimpl
 
 
 class CentreSurround(Objective):
@@ -48,13 +46,13 @@ def greyness():
 
 
 class Blocky(ImageParam):
-    """Pixels learnt at a quarter of the resolution, shown as blocks."""
+    """Pixels learnt in blocks of block x block, shown as blocks."""
 
-    def __init__(self, shape, generators, decorrelate=True):
+    def __init__(self, shape, generators, decorrelate=True, block=4):
         super().__init__(shape[1], decorrelate)
         b, c, h, w = shape
         self.size = (h, w)
-        rows = [torch.randn((c, h // 4, w // 4), generator=g) * 0.01 for g in generators]
+        rows = [torch.randn((c, h // block, w // block), generator=g) * 0.01 for g in generators]
         self.small = nn.Parameter(torch.stack(rows))
 
     def raw(self):
@@ -63,7 +61,7 @@ class Blocky(ImageParam):
 
 @hookimpl
 def feature_atlas_register_objectives(register):
-    register("centre_surround", CentreSurround)
+    register("centre_surround", CentreSurround, channels=True)
 
 
 @hookimpl
@@ -73,7 +71,7 @@ def feature_atlas_register_regularizers(register):
 
 @hookimpl
 def feature_atlas_register_parameterizations(register):
-    register("blocky", Blocky)
+    register("blocky", Parameterization(Blocky, (Option("block", int, 4),)))
 '''
 
 RECIPE = """
@@ -84,6 +82,7 @@ source = "shapes/unet"
 size = 32
 steps = 12
 param = "blocky"
+block = 8
 regularizers = {greyness = 1.0}
 [run]
 max_channels = 1
@@ -159,13 +158,14 @@ def test_a_recipe_uses_them_by_name(installed):
     import cv2
 
     image = cv2.imread(str(out / picture["image"]))
-    blocks = image[::4, ::4]
-    assert (image == blocks.repeat(4, 0).repeat(4, 1)).all()  # the blocky parameterization
+    blocks = image[::8, ::8]
+    assert (image == blocks.repeat(8, 0).repeat(8, 1)).all()  # blocky, with the recipe's block
     entry = next(p for p in (root / "cache").rglob("*.json") if p.name != "digests.json")
     spec = json.loads(entry.read_text())["spec"]
     assert spec["render"]["param"] == "blocky" and spec["render"]["regularizers"] == {
         "greyness": 1.0
     }
+    assert spec["render"]["param_options"] == {"block": 8}
 
 
 def test_without_the_plugin_the_recipe_names_what_is_missing(installed, tmp_path):

@@ -2,11 +2,12 @@ import json
 import os
 
 import pytest
-from helpers import atlas
+from conftest import TinyPlugin
+from helpers import atlas, plugin_env
 
 from atlas.errors import PluginError
-from atlas.hookspecs import hookimpl
-from atlas.plugins import load_registry
+from atlas.plugin import hookimpl
+from atlas.registry import load_registry
 
 
 def test_demo_plugin_is_found_through_its_entry_point():
@@ -75,7 +76,7 @@ def test_misspelt_hook_is_reported_by_plugin_name():
 
 def test_unknown_name_suggests_close_matches(registry):
     with pytest.raises(PluginError, match=r"unknown objective 'chanel' \(did you mean: channel"):
-        registry.get("objectives", "chanel")
+        registry.objective("chanel")
 
 
 def test_atlas_plugins_json_lists_every_plugin():
@@ -93,3 +94,56 @@ def test_atlas_plugins_names_which_entry_points_load(broken_dist, monkeypatch):
     only = load_registry(env={"ATLAS_PLUGINS": "broken"})
     assert [p.name for p in only.plugins] == ["builtins", "broken"]
     assert "shapes" not in only.names("models")
+
+
+class Misfits:
+    """A plugin with one good objective and registrations that do not fit their contract."""
+
+    @hookimpl
+    def feature_atlas_register_objectives(self, register):
+        register("good", lambda layer, channel: None, channels=True)
+        register("nochannel", lambda layer: None, channels=True)  # claims channels, takes none
+        register("notcallable", 42)
+
+    @hookimpl
+    def feature_atlas_register_parameterizations(self, register):
+        register("bare", object)  # a class, not a Parameterization
+
+
+def test_a_misfit_factory_marks_its_plugin_failed_and_the_rest_loads():
+    registry = load_registry(extra=[("misfits", Misfits()), ("tiny", TinyPlugin())])
+    info = next(p for p in registry.plugins if p.name == "misfits")
+    assert "objective 'nochannel' does not fit its contract" in info.error
+    assert "objective 'notcallable'" in info.error and "parameterization 'bare'" in info.error
+    assert info.registered == {"objectives": ["good"]}
+    assert registry.has("objectives", "good") and registry.has("models", "test")
+    assert not next(p for p in registry.plugins if p.name == "tiny").error
+    with pytest.raises(PluginError, match=r"objective 'nochannel' of plugin 'misfits' does not"):
+        registry.objective("nochannel")
+    with pytest.raises(PluginError, match=r"parameterization 'bare' of plugin 'misfits'"):
+        registry.parameterization("bare")
+
+
+MISFIT = """
+from atlas.plugin import hookimpl
+
+
+@hookimpl
+def feature_atlas_register_objectives(register):
+    register("wobbly", lambda layer: None, channels=True)
+"""
+
+
+def test_a_recipe_naming_a_misfit_exits_4_with_one_line(tmp_path):
+    env = plugin_env(tmp_path, "misfit", MISFIT)
+    listed = atlas("plugins", env=env).stdout
+    assert "failed to load: objective 'wobbly' does not fit its contract" in listed
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'layers = ["output"]\n[model]\nsource = "shapes/unet"\n[render]\nobjective = "wobbly"\n'
+    )
+    result = atlas("build", str(recipe), "--dry-run", "--cache-dir", str(tmp_path / "c"), env=env)
+    assert result.returncode == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "objective 'wobbly' of plugin 'misfit'" in last
+    assert "does not take (layer, channel)" in last

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from atlas.plugins import load_registry
+from atlas.models.sources import parse
 from atlas.recipe import parse_recipe
-from atlas.sources import parse
+from atlas.registry import load_registry
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 RECIPES = [b for b in re.findall(r"```toml\n(.*?)```", README, re.S) if "[model]" in b]

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from atlas import objectives
-from atlas.adapter import InputSpec, ModelAdapter
-from atlas.layers import forward_layers
-from atlas.render import RenderSettings, render
-from atlas.transforms import NO_TRANSFORMS, TransformSchedule, TransformSettings
+from atlas.engine import objectives
+from atlas.engine.transforms import TransformSchedule
+from atlas.models.adapter import InputSpec, ModelAdapter
+from atlas.models.layers import forward_layers
+from atlas.pipeline.worker import render_batch as render
+from atlas.recipe import NO_TRANSFORMS, RenderSettings, TransformSettings
 
 FAST = RenderSettings(size=(32, 32), steps=40, lr=0.2)
 
@@ -138,7 +139,7 @@ def test_model_parameters_get_no_gradient(adapter, registry):
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_relu_redirect_gradient_follows_lucids_rule(layout):
-    from atlas.relu import redirected_relu
+    from atlas.engine.relu import redirected_relu
 
     torch.manual_seed(0)
     x = torch.randn(4, 3, 5, 5)
@@ -155,8 +156,8 @@ def test_relu_redirect_gradient_follows_lucids_rule(layout):
 
 
 def test_cosine_schedule_takes_the_learning_rate_from_lr_down_to_zero():
+    from atlas.engine.render import _lr_schedule
     from atlas.recipe import render_settings
-    from atlas.render import _lr_schedule
 
     settings = render_settings({"lr_schedule": "cosine", "steps": 10, "lr": 0.1}, "r")
     assert settings.as_dict()["lr_schedule"] == "cosine"

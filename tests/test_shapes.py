@@ -8,16 +8,15 @@ import torch
 from atlas_shapes.data import CLASSES, make_batch
 from atlas_shapes.train import evaluate, train
 
-from atlas.cache import Cache
-from atlas.pipeline import run_build
-from atlas.plugins import load_registry
+from atlas.pipeline.build import run_build
 from atlas.recipe import load_recipe
-from atlas.sources import load_model
+from atlas.registry import load_registry
+from atlas.store.cache import Cache
 
 
 @pytest.fixture(scope="module")
 def shapes():
-    return load_model(load_registry(), "shapes/unet")
+    return load_registry().load_model("shapes/unet")
 
 
 def test_data_is_reproducible_from_a_seed():
@@ -42,9 +41,7 @@ def test_shipped_weights_segment_held_out_images(shapes):
 def test_every_class_picture_is_predicted_as_its_class(tmp_path, shapes):
     """Feed each class channel's picture back: most pixels must get that class."""
     recipe = replace(load_recipe(), layers=["output"], pictures=[], dataset=None)
-    result = run_build(
-        recipe, cache_dir=tmp_path / "cache", out_dir=tmp_path / "site", show_progress=False
-    )
+    result = run_build(recipe, cache_dir=tmp_path / "cache", out_dir=tmp_path / "site")
     assert not result.failed and result.computed == len(CLASSES)
     cache = Cache(tmp_path / "cache")
     for unit in result.plan.units:

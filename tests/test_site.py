@@ -5,7 +5,7 @@ import numpy as np
 from helpers import TINY_RECIPE, atlas_build
 
 from atlas.images import thumbnail_png
-from atlas.site import THUMB_SIZE
+from atlas.site.writer import THUMB_SIZE
 
 
 def test_thumbnails_shrink_large_pictures_and_keep_small_ones():

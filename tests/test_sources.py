@@ -20,9 +20,8 @@ from helpers import atlas, atlas_build
 from safetensors.torch import save_file
 
 import atlas as atlas_api
-from atlas.layers import catalogue
-from atlas.plugins import load_registry
-from atlas.sources import load_model
+from atlas.models.layers import catalogue
+from atlas.registry import load_registry
 
 QUICK = {"steps": 3, "max_channels": 3, "show_progress": False}
 
@@ -86,7 +85,7 @@ def test_timm_model_with_its_pretrained_config(tmp_path):
 
 
 def test_vit_token_layers_have_a_clear_meaning(tmp_path):
-    adapter = load_model(load_registry(), "timm/test_vit")
+    adapter = load_registry().load_model("timm/test_vit")
     layers = {layer.name: layer for layer in catalogue(adapter)}
     block = layers["blocks.0"]
     assert len(block.shape) == 2 and block.channels == block.shape[1]
@@ -119,7 +118,7 @@ steps = 2
     )
     assert units(manifest, "output")[1]["label"] == "circle"
     assert manifest["model"]["random_weights"] is False
-    adapter = load_model(load_registry(), f"file:{weights_path(None)}", arch="shapes/unet")
+    adapter = load_registry().load_model(f"file:{weights_path(None)}", arch="shapes/unet")
     saved = torch.load(weights_path(None), weights_only=True)
     for name, tensor in adapter.module.state_dict().items():
         torch.testing.assert_close(tensor, saved[name], msg=name)
@@ -173,7 +172,7 @@ def test_pickled_module_needs_the_opt_in(tmp_path):
     torch.save(torchvision.models.resnet18(num_classes=3), path)
     result = atlas("layers", f"file:{path}")
     assert result.returncode == 4 and "trust_pickle = true" in result.stderr
-    adapter = load_model(load_registry(), f"file:{path}", trust_pickle=True)
+    adapter = load_registry().load_model(f"file:{path}", trust_pickle=True)
     assert adapter.module.fc.out_features == 3
 
 
@@ -190,7 +189,7 @@ def test_grayscale_input_model(tmp_path):
 
 
 def test_timm_grayscale_model_via_options():
-    adapter = load_model(load_registry(), "timm/test_resnet", in_chans=1)
+    adapter = load_registry().load_model("timm/test_resnet", in_chans=1)
     assert adapter.input.channels == 1 and len(adapter.input.mean) == 1
 
 
@@ -273,7 +272,7 @@ def test_torchvision_weights_found_in_the_hub_cache(offline_env):
     torch.manual_seed(1)
     made = torchvision.models.resnet18()
     torch.save(made.state_dict(), checkpoints / "resnet18-f37072fd.pth")
-    adapter = load_model(load_registry(), "torchvision/resnet18", "IMAGENET1K_V1")
+    adapter = load_registry().load_model("torchvision/resnet18", "IMAGENET1K_V1")
     torch.testing.assert_close(adapter.module.fc.weight, made.fc.weight)
     assert adapter.input.size == (224, 224) and adapter.labels["output"][0] == "tench"
 
@@ -304,9 +303,9 @@ def test_timm_weights_found_in_the_hf_cache(offline_env):
     assert json.loads(result.stdout)["weights_digest"] == expected
     # huggingface_hub reads HF_HUB_CACHE when imported: load in a fresh process
     code = (
-        "import torch; from atlas.plugins import load_registry; "
+        "import torch; from atlas.registry import load_registry; "
         "from atlas.sources import load_model; "
-        "m = load_model(load_registry(), 'timm/test_resnet', 'pretrained').module; "
+        "m = load_registry().load_model('timm/test_resnet', 'pretrained').module; "
         "print(sum(float(t.double().sum()) for t in m.state_dict().values()))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -336,7 +335,7 @@ def test_damaged_model_file_is_named(tmp_path):
 
 
 def test_reachability_gives_up_after_its_timeout_on_a_silent_host():
-    from atlas.sources.offline import reachable
+    from atlas.models.sources.offline import reachable
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from atlas import objectives as obj
-from atlas.compose import Context, as_objective
-from atlas.layers import catalogue, forward_layers
-from atlas.params import MacoImage
-from atlas.render import RenderSettings, render
+from atlas.engine import objectives as obj
+from atlas.engine.params import MacoImage
+from atlas.models.layers import catalogue, forward_layers
+from atlas.pipeline.compose import Context, as_objective
+from atlas.pipeline.worker import render_batch as render
+from atlas.recipe import RenderSettings
 
 FAST = RenderSettings(size=(32, 32), steps=40, lr=0.1)
 
@@ -179,7 +180,7 @@ def test_a_measured_spectrum_drives_maco(tmp_path, adapter, registry):
     import cv2
     from helpers import atlas
 
-    from atlas.params import load_magnitude
+    from atlas.engine.params import load_magnitude
 
     folder = tmp_path / "images"
     folder.mkdir()

@@ -7,7 +7,7 @@ import torch
 from conftest import TinyCNN
 
 import atlas
-from atlas import objectives as obj
+from atlas.engine import objectives as obj
 from atlas.errors import AtlasError
 
 OPTIONS = {"input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "labels": ["a", "b", "c", "d"]}
@@ -82,3 +82,66 @@ def test_build_takes_recipe_values_too(tmp_path):
     )
     assert not result.failed and result.computed == 4
     assert result.manifest["layers"][0]["units"][0]["image"] == "images/conv1/0.png"
+
+
+class GreedyCNN(TinyCNN):
+    """Runs out of memory whenever it sees more than two images at once."""
+
+    seen: list[int] = []  # noqa: RUF012 - batch sizes tried, in order
+
+    def forward(self, x):
+        GreedyCNN.seen.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return super().forward(x)
+
+
+def flaky():
+    """Return an unnamed objective whose second picture goes NaN from step 3 of its first
+    optimisation, and is well behaved when retried."""
+    state = {"calls": 0, "poisoned": True}
+
+    def score(acts):
+        value = acts["conv1"][:, 1].mean((1, 2))
+        state["calls"] += 1
+        second = state["calls"] % 2 == 0  # parts score in turn: picture 0, picture 1
+        if state["poisoned"] and second and state["calls"] >= 6:
+            value = value * float("nan")
+        if not torch.is_grad_enabled() and second:  # the final scoring ends an optimisation
+            state["poisoned"] = False
+        return value
+
+    return atlas.objective(score, layers=["conv1"])
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_visualize_halves_a_batch_that_runs_out_of_memory(tmp_path, cache):
+    GreedyCNN.seen.clear()
+    torch.manual_seed(0)
+    unnamed = atlas.objective(lambda acts: acts["conv1"][:, 0].mean((1, 2)), layers=["conv1"])
+    objective = "channel('conv1', 0)" if cache else unnamed
+    result = show(objective, tmp_path, GreedyCNN(), batch=4, steps=2, cache=cache)
+    assert result.images.shape[0] == 4 and np.isfinite(result.images).all()
+    seen = GreedyCNN.seen
+    assert seen.count(4) == 1 and max(seen[seen.index(4) + 1 :]) == 2  # tried whole, then halved
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_visualize_retries_a_picture_that_went_nan_at_a_lower_rate(tmp_path, named):
+    objective = flaky()
+    if named:  # named, yet cache=False: the same runner
+        objective = atlas.objective(objective.fn, layers=["conv1"], name="flaky")
+    result = show(objective, tmp_path, batch=2, steps=6, cache=False)
+    assert np.isfinite(result.images).all() and np.isfinite(result.final).all()
+    always = atlas.objective(
+        lambda acts: acts["conv1"][:, 0].mean((1, 2)) * float("nan"), layers=["conv1"]
+    )
+    with pytest.raises(AtlasError, match="NaN or inf, also when retried with lr 0.005"):
+        show(always, tmp_path, steps=2, lr=0.05)
+
+
+def test_visualize_reports_progress_to_a_callback(tmp_path):
+    ticks = []
+    show("channel('conv1', 0)", tmp_path, batch=2, steps=4, progress=ticks.append)
+    assert ticks[-1].done == ticks[-1].total == 2 and ticks[-1].steps == 4
+    assert [t.done for t in ticks] == sorted(t.done for t in ticks)

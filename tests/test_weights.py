@@ -1,6 +1,6 @@
 import json
 
-from atlas.weights import file_digest
+from atlas.models.weights import file_digest
 
 
 def test_digest_is_computed_once_per_file_and_remembered(tmp_path):

@@ -9,9 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..images import IMAGE_SUFFIXES
 from . import DatasetError
-
-SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -48,7 +47,9 @@ def load(name: str, base_dir: Path | None = None, channels: int = 3, **_) -> Fol
     root = ((base_dir or Path.cwd()) / name).resolve()
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise DatasetError(f"image folder {root} holds no image files ({', '.join(SUFFIXES)})")
+        raise DatasetError(
+            f"image folder {root} holds no image files ({', '.join(IMAGE_SUFFIXES)})"
+        )
     return FolderDataset(root, paths, grey=channels == 1)

@@ -7,12 +7,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from atlas.adapter import InputSpec, ModelAdapter
-from atlas.datasets import DatasetError, DatasetSource
-from atlas.errors import WeightsError, unknown
-from atlas.hookspecs import hookimpl
-from atlas.sources import ModelSource, unknown_name
-from atlas.weights import file_digest
+from atlas.plugin import (
+    DatasetError,
+    DatasetSource,
+    InputSpec,
+    ModelAdapter,
+    ModelSource,
+    RegisterDatasets,
+    RegisterModels,
+    WeightsError,
+    file_digest,
+    hookimpl,
+    unknown,
+    unknown_name,
+)
 
 from .data import CLASSES, SIZE, make_sample
 from .model import ShapesUNet
@@ -77,12 +85,12 @@ def load_dataset(name: str, **_) -> ShapesVal:
 
 
 @hookimpl
-def feature_atlas_register_models(register) -> None:
+def feature_atlas_register_models(register: RegisterModels) -> None:
     """Register the ``shapes`` namespace."""
     register("shapes", SOURCE)
 
 
 @hookimpl
-def feature_atlas_register_datasets(register) -> None:
+def feature_atlas_register_datasets(register: RegisterDatasets) -> None:
     """Register ``shapes/val``, generated images with their labels."""
     register("shapes", DatasetSource(load=load_dataset, names=lambda: ["val"]))

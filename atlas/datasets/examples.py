@@ -1,0 +1,282 @@
+"""The dataset pass: what every unit responds to in real images.
+
+One streaming pass over a data set's samples, batched, without gradients, the forward
+truncated after the deepest selected layer. For every unit it keeps a running top-k of
+its channel-mean activation (the measure pictures optimise) with the image index and the
+position of its spatial maximum, and its max, mean and 99th percentile on the data.
+State per unit is k values plus the top 1% needed for an exact p99, never the samples.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..models.adapter import ModelAdapter
+from ..models.frozen import run_copy
+from ..models.layers import OUTPUT, Probe, dummy_input
+from ..store.findings import LayerExamples, LayerFindings
+from . import Dataset, as_float
+
+
+class RunningTopK:
+    """The k largest values seen per channel, with their image index and position.
+
+    Ties go to the lower image index, so the result does not depend on batching.
+    """
+
+    def __init__(self, channels: int, k: int):
+        self.k = k
+        self.values = np.full((channels, 0), -np.inf, np.float32)
+        self.indices = np.zeros((channels, 0), np.int64)
+        self.positions = np.zeros((channels, 0, 2), np.int32)
+
+    def update(self, values: np.ndarray, indices: np.ndarray, positions: np.ndarray) -> None:
+        """Merge a batch: values (B, C), indices (B,), positions (B, C, 2)."""
+        c = self.values.shape[0]
+        all_values = np.concatenate([self.values, values.T], 1)
+        all_indices = np.concatenate([self.indices, np.broadcast_to(indices, (c, len(indices)))], 1)
+        all_positions = np.concatenate([self.positions, positions.transpose(1, 0, 2)], 1)
+        order = np.lexsort((all_indices, -all_values), axis=1)[:, : self.k]
+        self.values = np.take_along_axis(all_values, order, 1)
+        self.indices = np.take_along_axis(all_indices, order, 1)
+        self.positions = np.take_along_axis(all_positions, order[..., None], 1)
+
+
+def p99_keep(samples: int) -> int:
+    """Return how many top values per unit give numpy's exact 99th percentile of samples."""
+    return samples - math.floor(0.99 * (samples - 1)) + 1
+
+
+def p99_from_top(top: np.ndarray, n: int) -> np.ndarray:
+    """Return the 99th percentile (numpy's linear rule) from each row's descending top values."""
+    position = 0.99 * (n - 1)
+    low = math.floor(position)
+    rank = n - 1 - low  # rank from the top of sorted[low]
+    below = top[:, rank]
+    above = top[:, rank - 1] if rank > 0 else below
+    return below + (position - low) * (above - below)
+
+
+class _LayerState:
+    """Running statistics of one layer during the pass."""
+
+    def __init__(self, channels: int, k: int, samples: int):
+        self.top = RunningTopK(channels, k)
+        self.p99 = RunningTopK(channels, min(samples, p99_keep(samples)))
+        self.max = np.full(channels, -np.inf)
+        self.total = np.zeros(channels)
+        self.count = 0
+        self.grid: tuple[int, int] | None = None
+
+    def update(self, act: torch.Tensor, indices: np.ndarray) -> None:
+        values, positions = unit_values(act)
+        self.grid = tuple(act.shape[-2:]) if act.dim() == 4 else None
+        v = values.cpu().numpy().astype(np.float32)
+        p = positions.cpu().numpy().astype(np.int32)
+        self.top.update(v, indices, p)
+        self.p99.update(v, indices, p)
+        self.max = np.maximum(self.max, v.max(0))
+        self.total += v.sum(0, dtype=np.float64)
+        self.count += len(v)
+
+    def result(self) -> LayerExamples:
+        n = self.count
+        return LayerExamples(
+            self.top.values,
+            self.top.indices,
+            self.top.positions,
+            self.max.astype(np.float32),
+            (self.total / max(n, 1)).astype(np.float32),
+            p99_from_top(self.p99.values, n).astype(np.float32),
+            n,
+            self.grid,
+        )
+
+
+def unit_values(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return each unit's channel-mean value (B, C) and its spatial argmax (B, C, 2)."""
+    if act.dim() == 4:
+        flat = act.flatten(2)
+        arg = flat.argmax(-1)
+        rows, cols = arg // act.shape[-1], arg % act.shape[-1]
+        return flat.mean(-1), torch.stack([rows, cols], -1)
+    values = act.mean(1) if act.dim() == 3 else act  # tokens: mean over tokens, no position
+    return values, torch.full((*values.shape, 2), -1, device=act.device)
+
+
+def prepare(image: np.ndarray, adapter: ModelAdapter) -> np.ndarray:
+    """Resize (shorter side) and centre-crop an image to the model's input: (C, H, W)."""
+    pixels = as_float(image)
+    h, w = adapter.input.size
+    scale = max(h / pixels.shape[0], w / pixels.shape[1])
+    size = (max(w, round(pixels.shape[1] * scale)), max(h, round(pixels.shape[0] * scale)))
+    pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    top, left = (pixels.shape[0] - h) // 2, (pixels.shape[1] - w) // 2
+    pixels = pixels[top : top + h, left : left + w]
+    channels = adapter.input.channels
+    if pixels.shape[-1] != channels:
+        pixels = pixels.mean(-1, keepdims=True) if channels == 1 else pixels[..., :1]
+        pixels = np.repeat(pixels, channels, -1) if pixels.shape[-1] != channels else pixels
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def sample_order(dataset: Dataset, samples: int, seed: int) -> np.ndarray:
+    """Return the indices the pass looks at: a seeded permutation, samples long."""
+    n = len(dataset)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    return np.random.default_rng(seed).permutation(n)[:samples]
+
+
+def _batches(
+    dataset: Dataset, order: np.ndarray, adapter: ModelAdapter, size: int, skipped: list[int]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (indices, images) batches of prepared images; unreadable ones are skipped."""
+    indices, images = [], []
+    for index in order:
+        image, _ = dataset[int(index)]
+        if image is None:
+            skipped.append(int(index))
+            continue
+        indices.append(int(index))
+        images.append(prepare(image, adapter))
+        if len(images) == size:
+            yield np.array(indices), np.stack(images)
+            indices, images = [], []
+    if images:
+        yield np.array(indices), np.stack(images)
+
+
+def run_pass(
+    adapter: ModelAdapter,
+    dataset: Dataset,
+    layers: Sequence[str],
+    samples: int,
+    top_k: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, LayerExamples], list[int]]:
+    """Stream samples of the data set through the model; return each layer's findings
+    and the indices of images that could not be read."""
+    device = torch.device(device)
+    adapter.module.to(device)
+    adapter = run_copy(adapter, layers, torch.float32, device)  # folded: same values, faster
+    order = sample_order(dataset, samples, seed)
+    states: dict[str, _LayerState] = {}
+    skipped: list[int] = []
+    with Probe(adapter, layers) as probe, torch.no_grad():
+        for indices, images in _batches(dataset, order, adapter, batch_size, skipped):
+            x = adapter.input.normalize(torch.from_numpy(images).to(device))
+            acts = probe(x)
+            for name in layers:
+                act = acts[name].float()
+                if name not in states:
+                    states[name] = _LayerState(unit_values(act)[0].shape[1], top_k, len(order))
+                states[name].update(act, indices)
+            if progress:
+                progress(len(indices))
+    return {name: state.result() for name, state in states.items()}, skipped
+
+
+def receptive_field(adapter: ModelAdapter, layer: str) -> tuple[int, int]:
+    """Measure the input region that one central position of layer depends on (h, w).
+
+    The gradient footprint of the position's activations (summed over channels) on a
+    random input: robust to branches, padding and dilation that formulas get wrong.
+    """
+    size = tuple(adapter.input.size)
+    if layer == OUTPUT:
+        return size
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(dummy_input(adapter).shape, generator=generator)
+    x = adapter.input.normalize(noise).requires_grad_(True)
+    with Probe(adapter, [layer]) as probe:
+        act = probe(x)[layer]
+    if act.dim() != 4:
+        return size
+    h, w = act.shape[-2:]
+    act[0, :, h // 2, w // 2].abs().sum().backward()
+    footprint = x.grad[0].abs().sum(0) > 0
+    rows, cols = torch.nonzero(footprint.any(1)), torch.nonzero(footprint.any(0))
+    if not len(rows):
+        return size
+    return (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
+
+
+def crop_box(
+    position: Sequence[int], grid: tuple[int, int] | None, field: tuple[int, int], size
+) -> tuple[int, int, int, int]:
+    """Return (top, left, height, width) of the field-sized crop centred on a grid cell."""
+    h, w = size
+    if grid is None or position[0] < 0:
+        return 0, 0, h, w
+    fh, fw = min(field[0], h), min(field[1], w)
+    cy = (position[0] + 0.5) * h / grid[0]
+    cx = (position[1] + 0.5) * w / grid[1]
+    top = int(np.clip(round(cy - fh / 2), 0, h - fh))
+    left = int(np.clip(round(cx - fw / 2), 0, w - fw))
+    return top, left, fh, fw
+
+
+def make_crops(
+    adapter: ModelAdapter,
+    dataset: Dataset,
+    layer: str,
+    found: LayerExamples,
+) -> tuple[dict[tuple[int, int], np.ndarray], tuple[int, int]]:
+    """Cut each example of each unit out of its (prepared) image around the unit's maximum."""
+    field = receptive_field(adapter, layer)
+    size = tuple(adapter.input.size)
+    prepared: dict[int, np.ndarray] = {}
+    crops = {}
+    for c in range(found.values.shape[0]):
+        for rank in range(found.values.shape[1]):
+            if not np.isfinite(found.values[c, rank]):
+                continue
+            index = int(found.indices[c, rank])
+            if index not in prepared:
+                prepared[index] = prepare(dataset[index][0], adapter).transpose(1, 2, 0)
+            top, left, h, w = crop_box(found.positions[c, rank], found.grid, field, size)
+            crops[(c, rank)] = prepared[index][top : top + h, left : left + w]
+    return crops, field
+
+
+def find(
+    adapter: ModelAdapter,
+    dataset: Dataset,
+    layers: dict[str, str],
+    samples: int,
+    top_k: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device | str,
+    progress: Callable[[int], None] | None = None,
+) -> list[LayerFindings]:
+    """Run the pass over layers ({layer: cache key}) and cut every unit's example crops."""
+    start = time.perf_counter()
+    found, skipped = run_pass(
+        adapter, dataset, list(layers), samples, top_k, seed, batch_size, device, progress
+    )
+    seconds = time.perf_counter() - start
+    paths = getattr(dataset, "paths", None)
+    unreadable = [str(paths[i]) if paths else str(i) for i in skipped]
+    findings = []
+    for layer, key in layers.items():
+        crops, field = make_crops(adapter, dataset, layer, found[layer])
+        extra = {
+            "skipped": unreadable,
+            "field": list(field),
+            "seconds": round(seconds, 3),
+            "model": adapter.identity(),
+        }
+        findings.append(LayerFindings(key, layer, found[layer], crops, extra))
+    return findings

@@ -1,0 +1,196 @@
+"""The build: recipe → model → plan → compute what the cache lacks → gather → site."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..models.adapter import ModelAdapter
+from ..models.layers import catalogue, fit_input_size, select
+from ..models.weights import digests_in
+from ..recipe import Recipe, RenderSettings
+from ..registry import Registry, load_registry
+from ..site import write_site
+from ..store.cache import Cache, canonical_json, default_cache_dir
+from ..store.findings import FindingsStore
+from .backends import backend_for
+from .checks import check_device, check_per_channel, check_plugin_names, check_precision
+from .compose import Context
+from .devices import job_device
+from .estimate import estimate
+from .gather import example_files, make_manifest
+from .jobs import DatasetJob, Job, ModelRef, Outcome
+from .plan import Plan, make_plan
+from .runner import Progress, cache_sink, execute, make_jobs, memory_limit
+from .settle import settle
+
+
+@dataclass
+class BuildResult:
+    """What a build did: the plan, how many pictures it computed, failures and the site."""
+
+    plan: Plan
+    computed: int = 0
+    failed: list[Outcome] = field(default_factory=list)
+    index: Path | None = None
+    manifest: dict | None = None
+
+
+def default_out_dir(recipe: Recipe) -> Path:
+    """Return where a recipe's atlas goes unless it says otherwise: site/<name>."""
+    return recipe.out_dir or Path("site") / recipe.name
+
+
+def model_ref(recipe: Recipe, adapter: ModelAdapter) -> ModelRef:
+    """Name the model for workers, with the input size decision taken while planning."""
+    options = {**recipe.model_options, "fixed_size": adapter.input.fixed_size}
+    return ModelRef(recipe.model, recipe.weights, canonical_json(options))
+
+
+def fit_canvases(adapter: ModelAdapter, settings: Sequence[RenderSettings], name: str) -> None:
+    """Run the model at the canvas size unless it cannot take it; then say once that every
+    canvas is resized to its own size."""
+    if fit_input_size(adapter, [s.model_size or s.size for s in settings]):
+        h, w = adapter.input.size
+        sys.stderr.write(
+            f"note: {name} takes only its own input size ({h}x{w}); every transformed "
+            "canvas is resized back to it\n"
+        )
+
+
+def plan_build(
+    recipe: Recipe, cache: Cache, registry: Registry, adapter: ModelAdapter | None = None
+) -> Plan:
+    """Load the model, resolve the layers and look every unit up in the cache."""
+    check_plugin_names(recipe, registry)
+    if adapter is None:
+        with digests_in(cache.root):
+            adapter = registry.load_model(recipe.model, recipe.weights, **recipe.model_options)
+    found = catalogue(adapter)
+    layers = select(found, recipe.layers, recipe.model)
+    check_per_channel(recipe, registry)
+    check_device(recipe.device)
+    check_precision(recipe.precision)
+    where = recipe.where
+    base = recipe.base_dir
+    pictures = [
+        replace(p, render=settle(p.render, adapter, registry, f"{where}: picture {p.name!r}", base))
+        for p in recipe.pictures
+    ]
+    recipe = replace(
+        recipe, render=settle(recipe.render, adapter, registry, where, base), pictures=pictures
+    )
+    fit_canvases(adapter, [recipe.render, *(p.render for p in pictures)], recipe.model)
+    context = Context(
+        recipe.model, adapter.labels, {x.name: x for x in found if x.supported}, recipe.base_dir
+    )
+    return make_plan(recipe, adapter, layers, cache, registry, context)
+
+
+def _jobs(plan: Plan, cache: Cache, model: ModelAdapter | ModelRef, limit=None) -> list[Job]:
+    """Split the plan's missing tasks into batches that workers can run."""
+    recipe = plan.recipe
+    return make_jobs(
+        plan.missing,
+        model,
+        str(cache.root),
+        recipe.device,
+        recipe.precision,
+        recipe.batch_size,
+        limit,
+        recipe.jobs,
+    )
+
+
+def dry_run(plan: Plan, cache: Cache, registry: Registry) -> dict:
+    """Return the plan's summary with an estimate of its optimisation time on this machine,
+    from a few timed steps of each kind of batch it would run (None: nothing to compute)."""
+    summary = plan.summary()
+    recipe = plan.recipe
+    limit = memory_limit(plan.adapter, recipe.batch_size, recipe.device)
+    jobs = make_jobs(
+        plan.missing,
+        plan.adapter,
+        str(cache.root),
+        recipe.device,
+        recipe.precision,
+        recipe.batch_size,
+        limit,
+    )
+    summary["estimate"] = estimate(jobs, registry).as_dict() if jobs else None
+    return summary
+
+
+def _dataset_job(plan: Plan, cache: Cache, model: ModelAdapter | ModelRef) -> DatasetJob | None:
+    """Return the dataset pass over the layers whose findings the cache lacks, if any."""
+    if plan.dataset is None or not plan.dataset.missing:
+        return None
+    planned, recipe = plan.dataset, plan.recipe
+    return DatasetJob(
+        model,
+        planned.spec,
+        str(recipe.base_dir) if recipe.base_dir else None,
+        tuple((layer, planned.keys[layer]) for layer in planned.missing),
+        str(cache.root),
+        job_device(recipe.device, recipe.jobs),
+        recipe.batch_size,
+        planned.dataset if isinstance(model, ModelAdapter) else None,
+    )
+
+
+def _findings(plan: Plan, cache: Cache) -> dict[str, dict]:
+    """Return each layer's stored dataset findings (layers the pass has not done are absent)."""
+    if plan.dataset is None:
+        return {}
+    store = FindingsStore(cache.root)
+    found = {layer: store.get(key) for layer, key in plan.dataset.keys.items()}
+    return {layer: meta for layer, meta in found.items() if meta is not None}
+
+
+def run_build(
+    recipe: Recipe,
+    cache_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    registry: Registry | None = None,
+    adapter: ModelAdapter | None = None,
+    template_dirs: Sequence[str | Path] = (),
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Compute every missing unit of a recipe, then write its atlas."""
+    registry = registry or load_registry()
+    cache = Cache(cache_dir or default_cache_dir())
+    plan = plan_build(recipe, cache, registry, adapter)
+    recipe = plan.recipe
+    live = adapter is not None
+    busy = bool(plan.missing) or bool(plan.dataset and plan.dataset.missing)
+    name = recipe.backend if busy else "sequential"  # start no cluster for nothing
+    with backend_for(name, recipe.jobs, recipe.scheduler, live) as backend:
+        model = plan.adapter if backend.shares_memory else model_ref(recipe, plan.adapter)
+        limit = (
+            None
+            if backend.remote
+            else memory_limit(  # a remote cluster's is unknown
+                plan.adapter, recipe.batch_size, recipe.device, recipe.jobs
+            )
+        )
+        jobs = _jobs(plan, cache, model, limit) if plan.missing else []
+        sink = cache_sink(str(cache.root))
+        outcomes: list[Outcome] = []
+        pass_job = _dataset_job(plan, cache, model)
+        if pass_job is not None:
+            samples = min(pass_job.spec.samples, len(plan.dataset.dataset))
+            outcomes += execute(
+                [pass_job], backend, registry, sink, progress, "dataset examples", samples
+            )
+        outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
+    failed = [o for o in outcomes if o.error]
+    entries = {key: cache.get(key) for task in plan.tasks for key in task.keys}
+    findings = _findings(plan, cache)
+    manifest = make_manifest(plan, entries, failed, findings)
+    images = {key: entry.png for key, entry in entries.items() if entry}
+    images.update(example_files(findings))
+    index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
+    computed = sum(o.images for o in outcomes if not o.error)
+    return BuildResult(plan, computed, failed, index, manifest)

@@ -1,0 +1,346 @@
+"""Plan the work of a build: the units (layer x channel) with their pictures, the recipe's
+composed pictures, and every optimisation task with its canonical spec and cache key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..contracts import Dataset
+from ..engine.objectives import Diversity, Objective
+from ..models.adapter import ModelAdapter
+from ..models.layers import LayerInfo
+from ..recipe import DatasetSpec, Recipe, RenderSettings
+from ..registry import Registry
+from ..store.cache import Cache, canonical_json, digest
+from ..store.findings import FindingsStore, findings_key
+from .compose import Context, as_objective, compile_expression
+
+MAIN, NEGATIVE, DIVERSITY = "main", "negative", "diversity"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One optimisation: ``images`` pictures of one objective, each stored under its key."""
+
+    key: str
+    seed: int
+    name: str
+    objective: Objective = field(compare=False, repr=False)
+    settings: RenderSettings = field(compare=False, repr=False)
+    images: int = 1
+    group: str = ""  # tasks of one group with equal settings share batches
+    spec: dict = field(default_factory=dict, compare=False, repr=False)
+    meta: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def keys(self) -> list[str]:
+        """Return the cache key of each of the task's images."""
+        return [self.key] if self.images == 1 else [f"{self.key}-{i}" for i in range(self.images)]
+
+    @property
+    def seeds(self) -> list[int]:
+        """Return the RNG seed of each of the task's images."""
+        return [self.seed + i for i in range(self.images)]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One channel of a layer: its picture, and its negative and diversity set if asked."""
+
+    layer: str
+    channel: int
+    label: str | None
+    main: Task
+    negative: Task | None = None
+    diversity: Task | None = None
+
+    @property
+    def key(self) -> str:
+        """Return the cache key of the unit's main picture."""
+        return self.main.key
+
+    @property
+    def tasks(self) -> list[Task]:
+        """Return the unit's tasks."""
+        return [t for t in (self.main, self.negative, self.diversity) if t is not None]
+
+
+@dataclass(frozen=True)
+class PlannedPicture:
+    """One of the recipe's composed pictures, with its task."""
+
+    name: str
+    expression: str
+    task: Task
+
+
+@dataclass
+class DatasetPlan:
+    """The dataset pass of a build: the data set, and one cache key per selected layer."""
+
+    spec: DatasetSpec
+    dataset: Dataset = field(repr=False)
+    identity: dict = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # layer -> key
+    cached: set[str] = field(default_factory=set)  # layers whose findings are stored
+
+    @property
+    def missing(self) -> list[str]:
+        """Return the layers the pass still has to look at."""
+        return [layer for layer in self.keys if layer not in self.cached]
+
+    def as_dict(self) -> dict:
+        """Return plain data for manifests and cache keys."""
+        return {**self.spec.as_dict(), "identity": self.identity}
+
+
+@dataclass
+class Plan:
+    """The selected layers, every unit and picture of the build, and what the cache holds."""
+
+    recipe: Recipe
+    adapter: ModelAdapter
+    layers: list[LayerInfo]
+    units: list[Unit]
+    pictures: list[PlannedPicture] = field(default_factory=list)
+    cached: set[str] = field(default_factory=set)  # keys of tasks whose images are all stored
+    dataset: DatasetPlan | None = None
+
+    @property
+    def tasks(self) -> list[Task]:
+        """Return every task: the units' first, then the composed pictures'."""
+        return [t for u in self.units for t in u.tasks] + [p.task for p in self.pictures]
+
+    @property
+    def cached_images(self) -> int:
+        """Return how many pictures the cache already holds."""
+        return sum(t.images for t in self.tasks if t.key in self.cached)
+
+    @property
+    def missing(self) -> list[Task]:
+        """Return the tasks the cache does not hold."""
+        return [t for t in self.tasks if t.key not in self.cached]
+
+    def summary(self) -> dict:
+        """Return plain data for ``atlas build --dry-run --json``."""
+        per_layer = []
+        for layer in self.layers:
+            tasks = [t for u in self.units if u.layer == layer.name for t in u.tasks]
+            cached = sum(t.key in self.cached for t in tasks)
+            per_layer.append(
+                {
+                    **layer.as_dict(),
+                    "units": len(tasks),
+                    "cached": cached,
+                    "to_compute": len(tasks) - cached,
+                }
+            )
+        unit_tasks = [t for u in self.units for t in u.tasks]
+        units_cached = sum(t.key in self.cached for t in unit_tasks)
+        pictures_cached = sum(p.task.key in self.cached for p in self.pictures)
+        return {
+            "recipe": str(self.recipe.path) if self.recipe.path else self.recipe.name,
+            "model": self.adapter.source,
+            "weights_digest": self.adapter.weights_digest,
+            "layers": per_layer,
+            "units_total": len(unit_tasks),
+            "units_cached": units_cached,
+            "units_to_compute": len(unit_tasks) - units_cached,
+            "pictures_total": len(self.pictures),
+            "pictures_cached": pictures_cached,
+            "pictures_to_compute": len(self.pictures) - pictures_cached,
+            "dataset": self._dataset_summary(),
+        }
+
+    def _dataset_summary(self) -> dict | None:
+        if self.dataset is None:
+            return None
+        return {
+            "source": self.dataset.spec.source,
+            "samples": self.dataset.spec.samples,
+            "top_k": self.dataset.spec.top_k,
+            "layers_cached": sorted(self.dataset.cached),
+            "layers_to_compute": self.dataset.missing,
+            "cached": not self.dataset.missing,
+        }
+
+
+def task_spec(
+    adapter: ModelAdapter,
+    objective: Objective,
+    settings: RenderSettings,
+    seed: int,
+    images: int = 1,
+) -> dict:
+    """Return the plain data that decides a task's pictures (its cache key's content)."""
+    spec = {
+        "model": adapter.identity(),
+        "input": adapter.input.as_dict(),
+        "objective": objective.spec,
+        "render": settings.as_dict(),
+        "seed": seed,
+    }
+    if images > 1:
+        spec["images"] = images
+    return spec
+
+
+def task_seed(spec: dict) -> int:
+    """Derive a task's RNG seed from the recipe seed and its objective alone."""
+    return int(digest({"seed": spec["seed"], "objective": spec["objective"]})[:15], 16)
+
+
+def make_task(
+    adapter: ModelAdapter,
+    objective: Objective,
+    settings: RenderSettings,
+    seed: int,
+    name: str,
+    images: int = 1,
+    group: str = "",
+    meta: dict | None = None,
+) -> Task:
+    """Return a task with its spec, key and seed."""
+    spec = task_spec(adapter, objective, settings, seed, images)
+    return Task(
+        digest(spec), task_seed(spec), name, objective, settings, images, group, spec, meta or {}
+    )
+
+
+class Broken(Objective):
+    """Stands for an objective whose factory failed: the unit fails alone when computed."""
+
+    def __init__(self, error: Exception, spec: dict):
+        self.error, self._spec = error, spec
+
+    def __call__(self, acts):
+        raise self.error
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset()
+
+    @property
+    def spec(self) -> dict:
+        return self._spec
+
+
+def _unit(recipe: Recipe, adapter: ModelAdapter, registry: Registry, layer: str, c: int, label):
+    """Return one unit with the tasks the recipe asks for."""
+    try:
+        objective = registry.objective(recipe.objective).factory(layer, c)
+    except Exception as exc:  # a plugin's failure costs this unit, not the build
+        spec = {"type": "broken", "name": recipe.objective, "layer": layer, "channel": c}
+        objective = Broken(exc, spec)
+    name = f"{layer} channel {c}" + (f" ({label})" if label else "")
+    meta = {"layer": layer, "channel": c, "label": label}
+    broken = "broken:" if isinstance(objective, Broken) else ""
+
+    def task(obj: Objective, variant: str, images: int = 1) -> Task:
+        suffix = "" if variant == MAIN else f" {variant}"
+        return make_task(
+            adapter,
+            obj,
+            recipe.render,
+            recipe.seed,
+            name + suffix,
+            images,
+            f"{broken}{variant}:{layer}",
+            {**meta, "variant": variant},
+        )
+
+    negative = task(-objective, NEGATIVE) if recipe.negative else None
+    diverse = None
+    if recipe.diversity:
+        diverse_obj = objective - recipe.diversity_weight * Diversity(layer)
+        diverse = task(diverse_obj, DIVERSITY, recipe.diversity)
+    return Unit(layer, c, label, task(objective, MAIN), negative, diverse)
+
+
+def _pictures(recipe: Recipe, adapter: ModelAdapter, registry: Registry, context: Context):
+    """Return the recipe's composed pictures as planned tasks."""
+    where = recipe.where
+    planned = []
+    for picture in recipe.pictures:
+        label = f"{where}: picture {picture.name!r}"
+        if picture.expression is None:
+            objective = as_objective(picture.value, registry, context, label)
+        else:
+            objective = compile_expression(picture.expression, registry, context, label)
+        task = make_task(
+            adapter,
+            objective,
+            picture.render,
+            picture.seed,
+            f"picture {picture.name!r}",
+            group="pictures",
+            meta={"picture": picture.name},
+        )
+        planned.append(PlannedPicture(picture.name, picture.text, task))
+    return planned
+
+
+def make_plan(
+    recipe: Recipe,
+    adapter: ModelAdapter,
+    layers: Sequence[LayerInfo],
+    cache: Cache,
+    registry: Registry,
+    context: Context,
+) -> Plan:
+    """List every unit and picture and look each task up in the cache."""
+    units = []
+    for layer in layers:
+        labels = adapter.labels.get(layer.name, ())
+        for c in range(min(layer.channels, recipe.max_channels or layer.channels)):
+            label = labels[c] if c < len(labels) else None
+            units.append(_unit(recipe, adapter, registry, layer.name, c, label))
+    plan = Plan(recipe, adapter, list(layers), units, _pictures(recipe, adapter, registry, context))
+    plan.cached = {t.key for t in plan.tasks if all(cache.get(k) for k in t.keys)}
+    if recipe.dataset is not None:
+        plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry)
+    return plan
+
+
+def plan_dataset(
+    recipe: Recipe, adapter: ModelAdapter, layers: Sequence[LayerInfo], cache: Cache, registry
+) -> DatasetPlan:
+    """Open the recipe's data set and look each layer's examples up in the cache."""
+    spec = recipe.dataset
+    dataset = registry.load_dataset(
+        spec.source,
+        base_dir=recipe.base_dir,
+        channels=adapter.input.channels,
+        **dict(spec.options),
+    )
+    planned = DatasetPlan(spec, dataset, dataset.identity())
+    store = FindingsStore(cache.root)
+    for layer in layers:
+        key = findings_key(
+            adapter.identity(), adapter.input.as_dict(), planned.as_dict(), layer.name
+        )
+        planned.keys[layer.name] = key
+        if store.get(key) is not None:
+            planned.cached.add(layer.name)
+    return planned
+
+
+def batches(
+    tasks: Sequence[Task], size: int, limit: Callable[[Task], int] | None = None
+) -> Iterator[list[Task]]:
+    """Group tasks by group and settings into batches of at most size images (or of what
+    limit says fits, for the group's first task, if that is fewer)."""
+    groups: dict[tuple[str, str], list[Task]] = {}
+    for task in tasks:
+        groups.setdefault((task.group, canonical_json(task.settings.as_dict())), []).append(task)
+    for group in groups.values():
+        most = min(size, limit(group[0])) if limit else size
+        batch: list[Task] = []
+        for task in group:
+            if batch and sum(t.images for t in batch) + task.images > most:
+                yield batch
+                batch = []
+            batch.append(task)
+        if batch:
+            yield batch

@@ -1,0 +1,154 @@
+"""The settings a recipe decides, as plain frozen data: no torch, so recipes and sites
+can be read on a machine without it. The engine reads these; cache keys are made of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Bump when a change to the optimiser changes the pictures: it is part of every cache key.
+ENGINE_VERSION = "2"
+DEFAULT = "default"  # a setting left to the parameterization's defaults
+PRECISION_NAMES = ("auto", "fp32", "bf16")
+OPTIMIZER_NAMES = ("adam", "nadam")
+LR_SCHEDULES = ("constant", "cosine")  # cosine: from lr down to 0 over the steps
+DIVERSITY_WEIGHT = 1.0  # lucid uses 100 on ImageNet nets; scale it to your objective
+
+
+def _default_scales() -> tuple[float, ...]:
+    return tuple(round(0.9 + 0.02 * i, 2) for i in range(11))
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """lucid's standard stack: pad 12, jitter 8, scale 0.9-1.1, rotate ±10°, jitter 4."""
+
+    pad: int = 12
+    jitter: int = 8
+    scales: tuple[float, ...] = field(default_factory=_default_scales)
+    degrees: float = 10.0
+    jitter2: int = 4
+
+    def as_dict(self) -> dict:
+        """Return plain data for cache keys."""
+        return {
+            "pad": self.pad,
+            "jitter": self.jitter,
+            "scales": list(self.scales),
+            "degrees": self.degrees,
+            "jitter2": self.jitter2,
+        }
+
+
+NO_TRANSFORMS = TransformSettings(pad=0, jitter=0, scales=(1.0,), degrees=0.0, jitter2=0)
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """MACO's augmentation: several random crops of the canvas per step, plus noise.
+
+    Each crop's side is a fraction of the canvas drawn from ``box``; its centre is drawn
+    around the middle (sd 0.15) and kept inside the canvas; crops are resampled to the
+    model's input size; ``noise`` is the scale of the normal and uniform noise added.
+    """
+
+    crops: int = 6
+    box: tuple[float, float] = (0.5, 1.0)
+    noise: float = 0.05
+
+    def as_dict(self) -> dict:
+        """Return plain data for cache keys."""
+        return {"crops": self.crops, "box": list(self.box), "noise": self.noise}
+
+
+Transforms = TransformSettings | CropSettings | None
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file a setting names, known by its content: the digest enters cache keys, not the
+    path, so moving the file recomputes nothing."""
+
+    path: str
+    sha256: str
+
+    def identity(self) -> dict:
+        """Return the plain data that stands for the file in a cache key."""
+        return {"sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything besides the objective and seed that decides the picture.
+
+    ``lr``, ``optimizer`` and ``transforms`` left as None / DEFAULT take the
+    parameterization's own defaults when a plan settles them. ``param_options`` holds only
+    the options a recipe set (so cache keys stay as they were); files as FileRef once settled.
+    """
+
+    size: tuple[int, int] | None = None  # None: the model's own input size
+    model_size: tuple[int, int] | None = None  # resize each view to this first (lucent's 224)
+    steps: int = 256
+    lr: float | None = None
+    param: str = "fft"
+    param_options: dict = field(default_factory=dict)
+    decorrelate: bool = True
+    transforms: Transforms | str = DEFAULT
+    regularizers: dict[str, float] = field(default_factory=dict)
+    redirect_relu_steps: int = 16
+    optimizer: str | None = None
+    alpha: bool = False
+    lr_schedule: str = "constant"
+
+    @property
+    def settled(self) -> bool:
+        """Return True once every setting left to the parameterization has a value."""
+        return self.lr is not None and self.optimizer is not None and self.transforms != DEFAULT
+
+    def as_dict(self) -> dict:
+        """Return canonical plain data for cache keys."""
+        transforms = self.transforms
+        return {
+            "size": list(self.size) if self.size else None,
+            "steps": self.steps,
+            "lr": self.lr,
+            "optimizer": self.optimizer,
+            "param": self.param,
+            "param_options": options_identity(self.param_options),
+            "decorrelate": self.decorrelate,
+            "transforms": transforms.as_dict() if hasattr(transforms, "as_dict") else transforms,
+            "regularizers": dict(sorted(self.regularizers.items())),
+            "redirect_relu_steps": self.redirect_relu_steps,
+            "alpha": self.alpha,
+            "engine": ENGINE_VERSION,
+            **({"model_size": list(self.model_size)} if self.model_size else {}),
+            **({"lr_schedule": self.lr_schedule} if self.lr_schedule != "constant" else {}),
+        }
+
+
+def options_identity(options: dict) -> dict:
+    """Return parameterization options for a cache key: files by their content's digest."""
+    return {
+        key: value.identity() if isinstance(value, FileRef) else value
+        for key, value in sorted(options.items())
+    }
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The recipe's ``[dataset]``: where example images come from and how many to look at."""
+
+    source: str
+    samples: int = 1000
+    top_k: int = 9
+    seed: int = 0
+    options: tuple[tuple[str, object], ...] = ()
+
+    def as_dict(self) -> dict:
+        """Return plain data for manifests and cache keys."""
+        return {
+            "source": self.source,
+            "samples": self.samples,
+            "top_k": self.top_k,
+            "seed": self.seed,
+            "options": dict(self.options),
+        }
