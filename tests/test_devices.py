@@ -8,7 +8,8 @@ import pytest
 from atlas.pipeline import devices
 
 CLAIM = (
-    "import sys, time; from atlas.pipeline import devices; print(devices.worker_slot(), flush=True); "
+    "import sys, time; from atlas.pipeline import devices; "
+    "print(devices.worker_slot(), flush=True); "
     "sys.stdin.readline()"
 )
 

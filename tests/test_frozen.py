@@ -79,7 +79,7 @@ def test_pictures_are_the_same_with_and_without_folding(registry, monkeypatch):
     settings = RenderSettings(size=(24, 24), steps=30, lr=0.1)
     objective = objectives.channel("relu2", [0, 3])
     folded = render(norm_adapter(), objective, [1, 2], settings, registry, precision="fp32")
-    monkeypatch.setattr("atlas.render.run_copy", lambda adapter, *args: adapter)
+    monkeypatch.setattr("atlas.engine.render.run_copy", lambda adapter, *args: adapter)
     plain = render(norm_adapter(), objective, [1, 2], settings, registry, precision="fp32")
     assert np.abs(folded.images - plain.images).max() < 1e-3
     np.testing.assert_allclose(folded.final, plain.final, rtol=1e-3)

@@ -304,7 +304,6 @@ def test_timm_weights_found_in_the_hf_cache(offline_env):
     # huggingface_hub reads HF_HUB_CACHE when imported: load in a fresh process
     code = (
         "import torch; from atlas.registry import load_registry; "
-        "from atlas.sources import load_model; "
         "m = load_registry().load_model('timm/test_resnet', 'pretrained').module; "
         "print(sum(float(t.double().sum()) for t in m.state_dict().values()))"
     )

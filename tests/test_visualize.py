@@ -136,7 +136,7 @@ def test_visualize_retries_a_picture_that_went_nan_at_a_lower_rate(tmp_path, nam
     always = atlas.objective(
         lambda acts: acts["conv1"][:, 0].mean((1, 2)) * float("nan"), layers=["conv1"]
     )
-    with pytest.raises(AtlasError, match="NaN or inf, also when retried with lr 0.005"):
+    with pytest.raises(AtlasError, match=r"NaN or inf, also when retried with lr 0\.005"):
         show(always, tmp_path, steps=2, lr=0.05)
 
 

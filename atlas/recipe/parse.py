@@ -242,7 +242,7 @@ def check_keywords(keywords: dict, where: str) -> None:
     """Raise naming the first keyword that cannot be a ``[render]`` key: one whose value no
     recipe could hold (the others may be parameterization options, checked when planning)."""
     for key, value in keywords.items():
-        if not isinstance(value, OPTION_TYPES + (dict,)):
+        if key not in SCHEMA["render"] and not isinstance(value, OPTION_TYPES):
             known = SCHEMA["render"]
             raise RecipeError(f"{where} got an unknown keyword {key!r}{suggest(key, known)}")
 
