@@ -187,6 +187,14 @@ def _print_plan(summary: dict, as_json: bool) -> None:
             f"dataset pass {dataset['source']} ({dataset['samples']} images, "
             f"top {dataset['top_k']}): {state}"
         )
+        for analysis in dataset["analyses"]:
+            todo = ", ".join(analysis["layers_to_compute"])
+            click.echo(
+                f"  analysis {analysis['name']}: "
+                + ("cached" if analysis["cached"] else f"to compute for {todo}")
+            )
+        if dataset["passes"] > 1:
+            click.echo(f"  the pass reads the images {dataset['passes']} times")
     click.echo(
         f"{summary['units_total']} pictures: {summary['units_cached']} cached, "
         f"{summary['units_to_compute']} to compute"
@@ -302,7 +310,8 @@ def cache_info(cache_dir, as_json) -> None:
         return
     click.echo(
         f"{found['root']}: {found['pictures']} pictures, {found['examples']} layers of "
-        f"dataset examples, {_megabytes(found['bytes'])}"
+        f"dataset examples, {found['analyses']} layer findings of analyses, "
+        f"{_megabytes(found['bytes'])}"
     )
     for model, row in sorted(found["models"].items()):
         click.echo(
@@ -343,12 +352,12 @@ def cache_prune(cache_dir, older_than, keep, dry_run) -> None:
         for path in keep:
             plan = plan_build(load_recipe(path), Cache(root), registry)
             kept |= {k for task in plan.tasks for k in task.keys}
-            kept |= set(plan.dataset.keys.values()) if plan.dataset else set()
+            kept |= plan.dataset.all_keys() if plan.dataset else set()
     removed = prune(root, older_than, kept, dry_run)
     verb = "would remove" if dry_run else "removed"
     click.echo(
-        f"{verb} {removed['pictures']} pictures and {removed['examples']} layers of dataset "
-        f"examples, {_megabytes(removed['bytes'])}"
+        f"{verb} {removed['pictures']} pictures, {removed['examples']} layers of dataset "
+        f"examples and {removed['analyses']} analysis findings, {_megabytes(removed['bytes'])}"
     )
 
 

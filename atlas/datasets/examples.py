@@ -20,8 +20,9 @@ import torch
 from ..models.adapter import ModelAdapter
 from ..models.frozen import run_copy
 from ..models.layers import OUTPUT, Probe, dummy_input
-from ..store.findings import LayerExamples, LayerFindings
+from ..store.findings import Finding, LayerExamples, LayerFindings
 from . import Dataset, as_float
+from .analyses import Analysis, AnalysisSpec, make
 
 
 class RunningTopK:
@@ -137,21 +138,26 @@ def sample_order(dataset: Dataset, samples: int, seed: int) -> np.ndarray:
 
 def _batches(
     dataset: Dataset, order: np.ndarray, adapter: ModelAdapter, size: int, skipped: list[int]
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (indices, images) batches of prepared images; unreadable ones are skipped."""
-    indices, images = [], []
+) -> Iterator[tuple[np.ndarray, np.ndarray, list]]:
+    """Yield (indices, images, labels) batches of prepared images; unreadable ones are
+    skipped (and listed in skipped)."""
+    indices, images, labels = [], [], []
     for index in order:
-        image, _ = dataset[int(index)]
+        image, label = dataset[int(index)]
         if image is None:
             skipped.append(int(index))
             continue
         indices.append(int(index))
         images.append(prepare(image, adapter))
+        labels.append(label)
         if len(images) == size:
-            yield np.array(indices), np.stack(images)
-            indices, images = [], []
+            yield np.array(indices), np.stack(images), labels
+            indices, images, labels = [], [], []
     if images:
-        yield np.array(indices), np.stack(images)
+        yield np.array(indices), np.stack(images), labels
+
+
+Subscribers = Sequence[tuple[Analysis, Sequence[str]]]  # each analysis and its layers
 
 
 def run_pass(
@@ -164,27 +170,52 @@ def run_pass(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
+    analyses: Subscribers = (),
 ) -> tuple[dict[str, LayerExamples], list[int]]:
-    """Stream samples of the data set through the model; return each layer's findings
-    and the indices of images that could not be read."""
+    """Stream samples of the data set through the model; return each of layers' findings
+    and the indices of images that could not be read. Each subscribed analysis sees its
+    layers' activations of every batch, with the images' labels, in each of its passes."""
     device = torch.device(device)
     adapter.module.to(device)
-    adapter = run_copy(adapter, layers, torch.float32, device)  # folded: same values, faster
+    watched = sorted({*layers, *(name for _, names in analyses for name in names)})
+    adapter = run_copy(adapter, watched, torch.float32, device)  # folded: same values, faster
     order = sample_order(dataset, samples, seed)
     states: dict[str, _LayerState] = {}
     skipped: list[int] = []
-    with Probe(adapter, layers) as probe, torch.no_grad():
-        for indices, images in _batches(dataset, order, adapter, batch_size, skipped):
-            x = adapter.input.normalize(torch.from_numpy(images).to(device))
-            acts = probe(x)
-            for name in layers:
-                act = acts[name].float()
-                if name not in states:
-                    states[name] = _LayerState(unit_values(act)[0].shape[1], top_k, len(order))
-                states[name].update(act, indices)
-            if progress:
-                progress(len(indices))
+    passes = max([1, *(a.passes for a, _ in analyses)])
+    with Probe(adapter, watched) as probe, torch.no_grad():
+        for pass_index in range(passes):
+            reading = [(a, names) for a, names in analyses if a.passes > pass_index]
+            batches = _batches(dataset, order, adapter, batch_size, [] if pass_index else skipped)
+            for indices, images, labels in batches:
+                x = adapter.input.normalize(torch.from_numpy(images).to(device))
+                acts = {name: act.float() for name, act in probe(x).items()}
+                if pass_index == 0:
+                    _update_states(states, acts, layers, indices, top_k, len(order))
+                _update_analyses(reading, acts, indices, labels, pass_index, len(order))
+                if progress:
+                    progress(len(indices))
     return {name: state.result() for name, state in states.items()}, skipped
+
+
+def _update_states(states, acts, layers, indices, top_k: int, samples: int) -> None:
+    """Feed one batch to each layer's running statistics (made on first sight)."""
+    for name in layers:
+        act = acts[name]
+        if name not in states:
+            states[name] = _LayerState(unit_values(act)[0].shape[1], top_k, samples)
+        states[name].update(act, indices)
+
+
+def _update_analyses(reading: Subscribers, acts, indices, labels, pass_index, samples) -> None:
+    """Show one batch to each analysis reading this pass (begun on first sight)."""
+    for analysis, names in reading:
+        for name in names:
+            act = acts[name]
+            if pass_index == 0 and name not in analysis.begun:
+                analysis.begun.add(name)
+                analysis.begin(name, unit_values(act)[0].shape[1], samples)
+            analysis.update(name, act, indices, labels, pass_index)
 
 
 def receptive_field(adapter: ModelAdapter, layer: str) -> tuple[int, int]:
@@ -260,16 +291,28 @@ def find(
     batch_size: int,
     device: torch.device | str,
     progress: Callable[[int], None] | None = None,
-) -> list[LayerFindings]:
-    """Run the pass over layers ({layer: cache key}) and cut every unit's example crops."""
+    analyses: Sequence[tuple[AnalysisSpec, dict[str, str]]] = (),
+) -> list[LayerFindings | Finding]:
+    """Run the pass: the examples of layers ({layer: cache key}, every unit's crops cut)
+    and each analysis's finding for its layers ({layer: cache key})."""
     start = time.perf_counter()
+    made = [(make(spec), keys) for spec, keys in analyses]
     found, skipped = run_pass(
-        adapter, dataset, list(layers), samples, top_k, seed, batch_size, device, progress
+        adapter,
+        dataset,
+        list(layers),
+        samples,
+        top_k,
+        seed,
+        batch_size,
+        device,
+        progress,
+        [(analysis, list(keys)) for analysis, keys in made],
     )
     seconds = time.perf_counter() - start
     paths = getattr(dataset, "paths", None)
     unreadable = [str(paths[i]) if paths else str(i) for i in skipped]
-    findings = []
+    findings: list[LayerFindings | Finding] = []
     for layer, key in layers.items():
         crops, field = make_crops(adapter, dataset, layer, found[layer])
         extra = {
@@ -279,4 +322,8 @@ def find(
             "model": adapter.identity(),
         }
         findings.append(LayerFindings(key, layer, found[layer], crops, extra))
+    for analysis, keys in made:
+        for layer, key in keys.items():
+            meta, arrays = analysis.result(layer)
+            findings.append(Finding(key, analysis.name, layer, meta, arrays, adapter.identity()))
     return findings

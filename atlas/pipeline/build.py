@@ -125,7 +125,7 @@ def dry_run(plan: Plan, cache: Cache, registry: Registry) -> dict:
 
 def _dataset_job(plan: Plan, cache: Cache, model: ModelAdapter | ModelRef) -> DatasetJob | None:
     """Return the dataset pass over the layers whose findings the cache lacks, if any."""
-    if plan.dataset is None or not plan.dataset.missing:
+    if plan.dataset is None or not plan.dataset.busy:
         return None
     planned, recipe = plan.dataset, plan.recipe
     return DatasetJob(
@@ -137,6 +137,7 @@ def _dataset_job(plan: Plan, cache: Cache, model: ModelAdapter | ModelRef) -> Da
         job_device(recipe.device, recipe.jobs),
         recipe.batch_size,
         planned.dataset if isinstance(model, ModelAdapter) else None,
+        tuple((a.spec, tuple(a.missing.items())) for a in planned.analyses if a.missing),
     )
 
 
@@ -164,7 +165,7 @@ def run_build(
     plan = plan_build(recipe, cache, registry, adapter)
     recipe = plan.recipe
     live = adapter is not None
-    busy = bool(plan.missing) or bool(plan.dataset and plan.dataset.missing)
+    busy = bool(plan.missing) or bool(plan.dataset and plan.dataset.busy)
     name = recipe.backend if busy else "sequential"  # start no cluster for nothing
     with backend_for(name, recipe.jobs, recipe.scheduler, live) as backend:
         model = plan.adapter if backend.shares_memory else model_ref(recipe, plan.adapter)
@@ -180,7 +181,7 @@ def run_build(
         outcomes: list[Outcome] = []
         pass_job = _dataset_job(plan, cache, model)
         if pass_job is not None:
-            samples = min(pass_job.spec.samples, len(plan.dataset.dataset))
+            samples = min(pass_job.spec.samples, len(plan.dataset.dataset)) * plan.dataset.passes
             outcomes += execute(
                 [pass_job], backend, registry, sink, progress, "dataset examples", samples
             )

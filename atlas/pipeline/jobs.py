@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..datasets.analyses import AnalysisSpec
 from ..models.adapter import ModelAdapter
 from ..recipe.settings import DatasetSpec
 from .plan import Task
@@ -51,6 +52,8 @@ class DatasetJob:
     device: str
     batch_size: int
     dataset: object | None = None  # the opened data set, for in-process runs
+    # each analysis the pass feeds, with the (layer, cache key) pairs it still lacks
+    analyses: tuple[tuple[AnalysisSpec, tuple[tuple[str, str], ...]], ...] = ()
 
     images = 0  # optimises no pictures
 

@@ -7,13 +7,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..contracts import Dataset
+from ..datasets.analyses import AnalysisSpec, make, passes, wanted
 from ..engine.objectives import Diversity, Objective
 from ..models.adapter import ModelAdapter
 from ..models.layers import LayerInfo
 from ..recipe import DatasetSpec, Recipe, RenderSettings
 from ..registry import Registry
 from ..store.cache import Cache, canonical_json, digest
-from ..store.findings import FindingsStore, findings_key
+from ..store.findings import AnalysisStore, FindingsStore, analysis_key, findings_key
 from .compose import Context, as_objective, compile_expression
 
 MAIN, NEGATIVE, DIVERSITY = "main", "negative", "diversity"
@@ -76,6 +77,29 @@ class PlannedPicture:
 
 
 @dataclass
+class AnalysisPlan:
+    """One analysis of the dataset pass, with a cache key per layer and what is stored."""
+
+    spec: AnalysisSpec
+    keys: dict[str, str] = field(default_factory=dict)  # layer -> key
+    cached: set[str] = field(default_factory=set)
+
+    @property
+    def missing(self) -> dict[str, str]:
+        """Return the (layer: key) findings still to compute."""
+        return {layer: key for layer, key in self.keys.items() if layer not in self.cached}
+
+    def summary(self) -> dict:
+        """Return plain data for ``--dry-run --json``."""
+        return {
+            **self.spec.as_dict(),
+            "layers_cached": sorted(self.cached),
+            "layers_to_compute": list(self.missing),
+            "cached": not self.missing,
+        }
+
+
+@dataclass
 class DatasetPlan:
     """The dataset pass of a build: the data set, and one cache key per selected layer."""
 
@@ -84,11 +108,26 @@ class DatasetPlan:
     identity: dict = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # layer -> key
     cached: set[str] = field(default_factory=set)  # layers whose findings are stored
+    analyses: list[AnalysisPlan] = field(default_factory=list)
 
     @property
     def missing(self) -> list[str]:
-        """Return the layers the pass still has to look at."""
+        """Return the layers whose dataset examples the pass still has to find."""
         return [layer for layer in self.keys if layer not in self.cached]
+
+    @property
+    def busy(self) -> bool:
+        """Return True if the pass has anything to compute: examples or an analysis."""
+        return bool(self.missing) or any(a.missing for a in self.analyses)
+
+    @property
+    def passes(self) -> int:
+        """Return how many times the pass reads the samples."""
+        return max([1, *(passes(a.spec) for a in self.analyses if a.missing)])
+
+    def all_keys(self) -> set[str]:
+        """Return every cache key of the pass: examples and analyses."""
+        return set(self.keys.values()) | {k for a in self.analyses for k in a.keys.values()}
 
     def as_dict(self) -> dict:
         """Return plain data for manifests and cache keys."""
@@ -163,6 +202,8 @@ class Plan:
             "layers_cached": sorted(self.dataset.cached),
             "layers_to_compute": self.dataset.missing,
             "cached": not self.dataset.missing,
+            "passes": self.dataset.passes,
+            "analyses": [a.summary() for a in self.dataset.analyses],
         }
 
 
@@ -323,7 +364,32 @@ def plan_dataset(
         planned.keys[layer.name] = key
         if store.get(key) is not None:
             planned.cached.add(layer.name)
+    planned.analyses = [
+        _plan_analysis(spec, adapter, planned, layers, cache) for spec in wanted(spec)
+    ]
     return planned
+
+
+def _plan_analysis(
+    spec: AnalysisSpec,
+    adapter: ModelAdapter,
+    planned: DatasetPlan,
+    layers: Sequence[LayerInfo],
+    cache: Cache,
+) -> AnalysisPlan:
+    """Key one analysis per layer (by the data it reads, not the examples' top_k) and look
+    each up in the cache."""
+    data = {k: v for k, v in planned.as_dict().items() if k != "top_k"}
+    version = make(spec).version
+    out, store = AnalysisPlan(spec), AnalysisStore(cache.root)
+    for layer in layers:
+        key = analysis_key(
+            adapter.identity(), adapter.input.as_dict(), data, layer.name, spec.as_dict(), version
+        )
+        out.keys[layer.name] = key
+        if store.get(spec.name, key) is not None:
+            out.cached.add(layer.name)
+    return out
 
 
 def batches(

@@ -12,7 +12,7 @@ from ..models.adapter import ModelAdapter
 from ..models.layers import INPUT
 from ..registry import Registry
 from ..store.cache import Cache
-from ..store.findings import FindingsStore, LayerFindings
+from ..store.findings import AnalysisStore, Finding, FindingsStore, LayerFindings
 from .backends import Backend
 from .devices import job_device, resolve_device, workers_per_device
 from .jobs import DatasetJob, Job, ModelRef, Outcome
@@ -41,12 +41,18 @@ Sink = Callable[[Sequence[Outcome]], list[Outcome]]
 def cache_sink(cache_root: str) -> Sink:
     """Return a sink that stores what workers sent back (only this process writes the
     cache) and passes the outcomes on without their payloads."""
-    cache, findings = Cache(cache_root), FindingsStore(cache_root)
+    cache, findings, analyses = (
+        Cache(cache_root),
+        FindingsStore(cache_root),
+        AnalysisStore(cache_root),
+    )
 
     def store(outcomes: Sequence[Outcome]) -> list[Outcome]:
         for item in (item for o in outcomes for item in o.stored):
             if isinstance(item, LayerFindings):
                 findings.put(item)
+            elif isinstance(item, Finding):
+                analyses.put(item)
             else:
                 cache.put_encoded(item)
         return [replace(o, stored=()) for o in outcomes]

@@ -184,6 +184,7 @@ def run_dataset_job(
         job.batch_size,
         resolve_device(job.device),
         on_step,
+        [(spec, dict(pairs)) for spec, pairs in job.analyses],
     )
     return [Outcome("dataset", "dataset pass", 0, None, stored=tuple(findings))]
 

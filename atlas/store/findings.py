@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -110,4 +111,69 @@ class FindingsStore:
                 }
             )
         meta = {"layer": layer, "samples": found.samples, "units": units, **extra}
+        atomic_write(folder / "meta.json", json.dumps(meta).encode())
+
+
+@dataclass
+class Finding:
+    """One layer's result of one analysis of the dataset pass: plain data and named arrays."""
+
+    key: str
+    analysis: str
+    layer: str
+    meta: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    model: dict = field(default_factory=dict)  # the weights' identity, for `atlas cache info`
+
+
+def analysis_key(
+    model: dict, input_spec: dict, dataset: dict, layer: str, analysis: dict, version: str
+) -> str:
+    """Return the cache key of one layer's finding of one analysis."""
+    return digest(
+        {
+            "model": model,
+            "input": input_spec,
+            "dataset": dataset,
+            "layer": layer,
+            "analysis": analysis,
+            "version": version,
+        }
+    )
+
+
+class AnalysisStore:
+    """Each finding under <cache>/analyses/<name>/<key>/: arrays.npz, then meta.json last."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root) / "analyses"
+
+    def folder(self, name: str, key: str) -> Path:
+        return self.root / name / key[:2] / key
+
+    def get(self, name: str, key: str) -> Finding | None:
+        """Return a stored finding, or None if it is missing or damaged."""
+        folder = self.folder(name, key)
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            with np.load(folder / "arrays.npz", allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, KeyError):
+            return None
+        with contextlib.suppress(OSError):  # mark it used, for `atlas cache prune --older-than`
+            os.utime(folder / "meta.json")
+        return Finding(key, name, meta["layer"], meta["data"], arrays, meta.get("model", {}))
+
+    def put(self, finding: Finding) -> None:
+        """Write a finding's arrays, then its meta.json."""
+        folder = self.folder(finding.analysis, finding.key)
+        buffer = io.BytesIO()
+        np.savez(buffer, **finding.arrays)
+        atomic_write(folder / "arrays.npz", buffer.getvalue())
+        meta = {
+            "layer": finding.layer,
+            "analysis": finding.analysis,
+            "model": finding.model,
+            "data": finding.meta,
+        }
         atomic_write(folder / "meta.json", json.dumps(meta).encode())

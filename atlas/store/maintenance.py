@@ -10,14 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SECONDS_PER_DAY = 86_400
+COUNTS = {"picture": "pictures", "examples": "examples", "analysis": "analyses"}
+
+
+def _counts() -> dict[str, int]:
+    return {**dict.fromkeys(COUNTS.values(), 0), "bytes": 0}
 
 
 @dataclass(frozen=True)
 class Item:
-    """One stored result: a picture (png, npy, json) or a layer's dataset examples."""
+    """One stored result: a picture (png, npy, json), a layer's dataset examples, or a
+    layer's finding of an analysis of the dataset pass."""
 
     key: str
-    kind: str  # "picture" or "examples"
+    kind: str  # "picture", "examples" or "analysis"
     paths: tuple[Path, ...]
     model: str
     used: float  # when it was last written or read (seconds since the epoch)
@@ -65,17 +71,24 @@ def items(root: str | Path) -> Iterator[Item]:
             meta = {}
         folder = meta_path.parent
         yield Item(folder.name, "examples", (folder,), _model(meta), meta_path.stat().st_mtime)
+    for meta_path in sorted((root / "analyses").glob("*/??/*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        folder = meta_path.parent
+        yield Item(folder.name, "analysis", (folder,), _model(meta), meta_path.stat().st_mtime)
 
 
 def info(root: str | Path) -> dict:
     """Return what a cache holds: entries, bytes, and both per model."""
     per_model: dict[str, dict] = {}
-    total = {"pictures": 0, "examples": 0, "bytes": 0}
+    total = _counts()
     for item in items(root):
         size = item.size
-        row = per_model.setdefault(item.model, {"pictures": 0, "examples": 0, "bytes": 0})
+        row = per_model.setdefault(item.model, _counts())
         for counts in (row, total):
-            counts["pictures" if item.kind == "picture" else "examples"] += 1
+            counts[COUNTS[item.kind]] += 1
             counts["bytes"] += size
     return {"root": str(Path(root).resolve()), **total, "models": per_model}
 
@@ -90,13 +103,13 @@ def prune(
     keep; return what was (or, with dry_run, would be) removed."""
     keep = set(keep) if keep is not None else None
     cutoff = time.time() - older_than_days * SECONDS_PER_DAY if older_than_days else None
-    removed = {"pictures": 0, "examples": 0, "bytes": 0}
+    removed = _counts()
     for item in list(items(root)):
         stale = cutoff is not None and item.used < cutoff
         unused = keep is not None and item.key not in keep
         if not (stale or unused):
             continue
-        removed["pictures" if item.kind == "picture" else "examples"] += 1
+        removed[COUNTS[item.kind]] += 1
         removed["bytes"] += item.size
         if not dry_run:
             item.remove()
