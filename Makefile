@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint bench compare gpu-wheels weights clean
+.PHONY: demo test test-fast browser lint bench compare gpu-wheels weights clean
 
 $(STAMP): pyproject.toml plugins/shapes/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the end-to-end tests (about 2 minutes on 2 cores).
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not e2e"
 
 # Debian's Chromium for the browser tests; installed when missing and we may use apt.
 browser:

@@ -6,6 +6,8 @@ import pytest
 import torch
 from helpers import TINY_RECIPE, assert_same_pictures, atlas, atlas_build, broken_links, links
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

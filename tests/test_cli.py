@@ -15,6 +15,8 @@ from atlas.recipe import Recipe, RenderSettings
 from atlas.recipe import settings as render_module
 from atlas.store.cache import Cache
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 FAILING_PLUGIN = """
 from atlas.plugin import hookimpl
 from atlas.engine.objectives import channel

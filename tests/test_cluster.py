@@ -8,6 +8,8 @@ from helpers import TINY_RECIPE, assert_same_pictures, atlas_build
 import atlas as atlas_api
 from atlas.errors import AtlasError
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 distributed = pytest.importorskip("distributed")
 
 RECIPE = TINY_RECIPE + '\n[dataset]\nsource = "shapes/val"\nsamples = 48\ntop_k = 2\n'

@@ -11,6 +11,8 @@ from atlas.datasets import DatasetError
 from atlas.datasets.examples import run_pass
 from atlas.registry import load_registry
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):

@@ -5,7 +5,10 @@ digests went to the default cache whatever --cache-dir said)."""
 
 import os
 
+import pytest
 from helpers import TINY_RECIPE, atlas
+
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
 
 
 def clean_env(home):

@@ -117,7 +117,7 @@ def _peak_kb(samples: int) -> int:
     return int(done.stdout.split()[-1])
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_memory_does_not_grow_with_the_number_of_samples():
     small, large = _peak_kb(200), _peak_kb(2000)
     # keeping the activations would add 2000 x (8 + 6) x 64 x 64 x 4 bytes = 460 MB

@@ -100,6 +100,7 @@ def test_regularizers_compose_as_penalties_of_the_picture(registry, context):
     torch.testing.assert_close(made(acts), 1.0 - 0.1 * tv)
 
 
+@pytest.mark.e2e
 def test_a_malicious_recipe_is_refused_at_planning_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     recipe = tmp_path / "evil.toml"

@@ -6,6 +6,8 @@ import json
 import pytest
 from helpers import TINY_RECIPE, atlas_build, plugin_env
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 KILLER = '''
 import os
 import signal

@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 import torch
 from helpers import atlas_build
 
@@ -40,6 +41,7 @@ def linear_head(tmp_path):
     return LinearHead()
 
 
+@pytest.mark.e2e
 def test_a_linear_headed_checkpoint_builds_through_the_cli(tmp_path):
     module = linear_head(tmp_path)
     torch.save(module, tmp_path / "linhead.pt")

@@ -10,6 +10,8 @@ import time
 import pytest
 from helpers import TINY_RECIPE, assert_same_pictures, atlas
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 OTHER = TINY_RECIPE.replace('layers = ["output", "enc1"]', 'layers = ["enc2"]').replace(
     "[run]", "[run]\nmax_channels = 2"
 )

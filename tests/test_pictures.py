@@ -5,6 +5,8 @@ import json
 import pytest
 from helpers import atlas, atlas_build, broken_links
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 RECIPE = """
 title = "Composed"
 layers = ["output"]

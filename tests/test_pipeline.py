@@ -97,6 +97,7 @@ def pictures(cache_dir):
     return [p.stem for p in cache_dir.glob("??/*.json")]
 
 
+@pytest.mark.e2e
 def test_interrupted_build_keeps_finished_pictures(tmp_path):
     recipe = tmp_path / "slow.toml"
     recipe.write_text(

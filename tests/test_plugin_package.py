@@ -12,6 +12,8 @@ import zipfile
 import pytest
 from helpers import atlas
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 PLUGIN = '''
 import torch
 from torch import nn

@@ -43,6 +43,7 @@ def test_broken_plugin_is_reported_and_others_still_load(broken_dist, monkeypatc
     assert "shapes" in registry.names("models")
 
 
+@pytest.mark.e2e
 def test_cli_warns_about_a_broken_plugin_by_name(broken_dist):
     env = {**os.environ, "PYTHONPATH": str(broken_dist)}
     result = atlas("plugins", env=env)
@@ -79,6 +80,7 @@ def test_unknown_name_suggests_close_matches(registry):
         registry.objective("chanel")
 
 
+@pytest.mark.e2e
 def test_atlas_plugins_json_lists_every_plugin():
     out = atlas("plugins", "--json").stdout
     plugins = {p["name"]: p for p in json.loads(out)}
@@ -134,6 +136,7 @@ def feature_atlas_register_objectives(register):
 """
 
 
+@pytest.mark.e2e
 def test_a_recipe_naming_a_misfit_exits_4_with_one_line(tmp_path):
     env = plugin_env(tmp_path, "misfit", MISFIT)
     listed = atlas("plugins", env=env).stdout

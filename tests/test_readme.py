@@ -36,6 +36,7 @@ def _section(title: str) -> str:
     return README[start : README.index("\n## ", start + 3)]
 
 
+@pytest.mark.e2e
 def test_the_notebook_examples_run(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", _section("From a notebook"), re.S)
     assert len(blocks) == 3

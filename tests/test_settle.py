@@ -59,6 +59,7 @@ def test_a_direction_of_the_wrong_length_is_refused_at_planning(tmp_path, regist
         plan(tmp_path, registry, text)
 
 
+@pytest.mark.e2e
 def test_the_cli_exits_4_on_a_wrong_direction(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(

@@ -2,10 +2,13 @@
 
 import cv2
 import numpy as np
+import pytest
 from helpers import TINY_RECIPE, atlas_build
 
 from atlas.images import thumbnail_png
 from atlas.site.writer import THUMB_SIZE
+
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
 
 
 def test_thumbnails_shrink_large_pictures_and_keep_small_ones():

@@ -11,6 +11,8 @@ import threading
 import pytest
 from helpers import TINY_RECIPE, atlas
 
+pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+
 try:
     from playwright import sync_api as playwright
 except ImportError:

@@ -55,6 +55,7 @@ def test_torchvision_classifier_with_labels_from_its_weights_metadata(tmp_path):
     assert len(units(manifest, "layer1.0.conv1")) == 3
 
 
+@pytest.mark.e2e
 def test_torchvision_segmentation_output_is_its_classes(tmp_path):
     manifest = build_cli(
         tmp_path,
@@ -94,6 +95,7 @@ def test_vit_token_layers_have_a_clear_meaning(tmp_path):
     assert units(manifest, "blocks.0")[0]["image"]
 
 
+@pytest.mark.e2e
 def test_torchscript_file(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny.pt"
@@ -124,6 +126,7 @@ steps = 2
         torch.testing.assert_close(tensor, saved[name], msg=name)
 
 
+@pytest.mark.e2e
 def test_random_weights_are_said_on_the_command_line_and_the_site(tmp_path):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
@@ -159,6 +162,7 @@ def test_python_callers_are_warned_of_random_weights_and_can_pass_weights(tmp_pa
     assert manifest["model"]["weights"] == str(path)
 
 
+@pytest.mark.e2e
 def test_state_dict_without_architecture_says_what_to_add(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save(TinyCNN().state_dict(), path)
@@ -167,6 +171,7 @@ def test_state_dict_without_architecture_says_what_to_add(tmp_path):
     assert "holds a state dict; name its architecture with model.options.arch" in result.stderr
 
 
+@pytest.mark.e2e
 def test_pickled_module_needs_the_opt_in(tmp_path):
     path = tmp_path / "module.pt"
     torch.save(torchvision.models.resnet18(num_classes=3), path)
@@ -204,6 +209,7 @@ def test_non_square_canvas(tmp_path):
     assert image.shape[:2] == (24, 40)
 
 
+@pytest.mark.e2e
 def test_layers_refused_with_a_reason(tmp_path):
     result = atlas("layers", "torchvision/lraspp_mobilenet_v3_large", "--all", "--json")
     layers = {layer["name"]: layer for layer in json.loads(result.stdout)}
@@ -221,6 +227,7 @@ def test_layers_refused_with_a_reason(tmp_path):
     )
 
 
+@pytest.mark.e2e
 def test_layers_of_resnet50_in_seconds():
     start = time.perf_counter()
     result = atlas("layers", "torchvision/resnet50", "--json")
@@ -247,6 +254,7 @@ def offline_env(tmp_path):
             os.environ[key] = value
 
 
+@pytest.mark.e2e
 def test_missing_torchvision_weights_offline_fail_fast_and_clearly(offline_env):
     start = time.perf_counter()
     result = atlas("layers", "torchvision/resnet18", "--weights", "DEFAULT")
@@ -258,6 +266,7 @@ def test_missing_torchvision_weights_offline_fail_fast_and_clearly(offline_env):
     assert "--weights PATH" in message
 
 
+@pytest.mark.e2e
 def test_missing_timm_weights_offline_fail_fast_and_clearly(offline_env):
     start = time.perf_counter()
     result = atlas("layers", "timm/resnet18", "--weights", "pretrained")
@@ -277,6 +286,7 @@ def test_torchvision_weights_found_in_the_hub_cache(offline_env):
     assert adapter.input.size == (224, 224) and adapter.labels["output"][0] == "tench"
 
 
+@pytest.mark.e2e
 def test_timm_weights_found_in_the_hf_cache(offline_env):
     repo = offline_env / "hf" / "models--timm--test_resnet.r160_in1k"
     (repo / "refs").mkdir(parents=True)
@@ -313,6 +323,7 @@ def test_timm_weights_found_in_the_hf_cache(offline_env):
     assert float(loaded.stdout.split()[-1]) == pytest.approx(expected_sum, rel=1e-9)
 
 
+@pytest.mark.e2e
 def test_model_that_rejects_the_input_size_says_how_to_fix_it(tmp_path):
     recipe = tmp_path / "vit.toml"
     recipe.write_text(
@@ -325,6 +336,7 @@ def test_model_that_rejects_the_input_size_says_how_to_fix_it(tmp_path):
     assert "model.options.input_size" in result.stderr
 
 
+@pytest.mark.e2e
 def test_damaged_model_file_is_named(tmp_path):
     path = tmp_path / "broken.pt"
     path.write_bytes(b"not a model")

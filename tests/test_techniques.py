@@ -176,6 +176,7 @@ def test_stacked_batches_score_each_image_with_its_own_objective(adapter):
     torch.testing.assert_close(stacked(acts), expected)
 
 
+@pytest.mark.e2e
 def test_a_measured_spectrum_drives_maco(tmp_path, adapter, registry):
     import cv2
     from helpers import atlas

@@ -145,3 +145,35 @@ def test_visualize_reports_progress_to_a_callback(tmp_path):
     show("channel('conv1', 0)", tmp_path, batch=2, steps=4, progress=ticks.append)
     assert ticks[-1].done == ticks[-1].total == 2 and ticks[-1].steps == 4
     assert [t.done for t in ticks] == sorted(t.done for t in ticks)
+
+
+def test_a_live_module_gets_dataset_examples_and_composed_pictures(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 256, (40, 40, 3), np.uint8))
+    ticks = []
+    result = atlas.build(
+        model=TinyCNN(),
+        layers=["conv1"],
+        options=OPTIONS,
+        size=16,
+        steps=2,
+        max_channels=2,
+        dataset={"source": f"folder:{images}", "samples": 6, "top_k": 3},
+        pictures=[
+            {"name": "value", "objective": obj.channel("conv1", 0) - obj.channel("conv1", 1)},
+            {"name": "text", "objective": "channel('conv1', 1)", "steps": 3},
+        ],
+        cache_dir=tmp_path / "c",
+        out_dir=tmp_path / "s",
+        progress=ticks.append,
+    )
+    manifest = result.manifest
+    assert not result.failed
+    assert [len(u["examples"]) for u in manifest["layers"][0]["units"]] == [3, 3]
+    assert [p["name"] for p in manifest["pictures"]] == ["value", "text"]
+    assert all((tmp_path / "s" / p["image"]).is_file() for p in manifest["pictures"])
+    assert "channel" in manifest["pictures"][0]["objective"]
+    assert {t.stage for t in ticks} == {"dataset examples", "atlas python-TinyCNN"}
