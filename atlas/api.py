@@ -110,7 +110,14 @@ def _objectives(pictures: Sequence[dict] | None, data: dict) -> dict[str, Object
     return values
 
 
-def _run(recipe, cache_dir, out_dir, adapter, show: bool, progress) -> BuildResult:
+def _run(
+    recipe: Recipe,
+    cache_dir: str | Path | None,
+    out_dir: str | Path | None,
+    adapter: ModelAdapter | None,
+    show: bool,
+    progress: Progress | None,
+) -> BuildResult:
     """Run the build with the caller's progress callback, or bars on stderr."""
     if progress is not None:
         return run_build(recipe, cache_dir, out_dir, adapter=adapter, progress=progress)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .errors import AtlasError
+from .recipe import BACKENDS
 
 EXIT_FAILED_UNITS = 1
 EXIT_INTERRUPTED = 2
@@ -66,7 +67,7 @@ def cli() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes.")
 @click.option(
     "--backend",
-    type=click.Choice(["loky", "threading", "sequential", "dask"]),
+    type=click.Choice(BACKENDS),
     help="Where jobs run: loky processes (default), threads, in order, or a Dask cluster.",
 )
 @click.option(
@@ -356,8 +357,8 @@ def cache_prune(cache_dir, older_than, keep, dry_run) -> None:
     removed = prune(root, older_than, kept, dry_run)
     verb = "would remove" if dry_run else "removed"
     click.echo(
-        f"{verb} {removed['pictures']} pictures, {removed['examples']} layers of dataset "
-        f"examples and {removed['analyses']} analysis findings, {_megabytes(removed['bytes'])}"
+        f"{verb} {removed['pictures']} pictures and {removed['examples']} layers of dataset "
+        f"examples, {removed['analyses']} analysis findings, {_megabytes(removed['bytes'])}"
     )
 
 

@@ -37,7 +37,7 @@ def test_shipped_weights_segment_held_out_images(shapes):
     assert min(report["class_recall"].values()) > 0.85
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_every_class_picture_is_predicted_as_its_class(tmp_path, shapes):
     """Feed each class channel's picture back: most pixels must get that class."""
     recipe = replace(load_recipe(), layers=["output"], pictures=[], dataset=None)

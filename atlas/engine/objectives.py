@@ -9,11 +9,10 @@ import numpy as np
 import torch
 
 from ..constants import constant
+from ..models.layers import INPUT  # the key under which objectives see the picture itself
 from .masks import Mask, resolve_mask
 
 Acts = Mapping[str, torch.Tensor]
-INPUT = "input"  # the key under which objectives see the picture itself (NCHW in [0, 1])
-# (atlas.layers.INPUT names the same key; objectives stay importable without the layers)
 
 
 class Objective:

@@ -15,11 +15,10 @@ import torch
 
 from ..engine.render import model_input
 from ..models.adapter import ModelAdapter
-from ..models.layers import Probe
+from ..models.layers import PROBE_MARGIN, Probe
 
 SHARE = 0.5  # of the available memory that the batches of all workers may use together
 SAFETY = 3.0  # saved tensors, their gradients and the kernels' workspace
-PROBE_PAD = 24  # the standard transforms pad the canvas by 12 on each side
 
 
 def available_bytes(device: torch.device) -> int:
@@ -52,7 +51,7 @@ def bytes_per_picture(
         return tensor
 
     h, w = size
-    x = torch.rand(2, adapter.input.channels, h + PROBE_PAD, w + PROBE_PAD, device=device)
+    x = torch.rand(2, adapter.input.channels, h + PROBE_MARGIN, w + PROBE_MARGIN, device=device)
     x.requires_grad_(True)
     adapter.module.to(device)
     with (

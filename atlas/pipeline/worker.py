@@ -28,6 +28,7 @@ from .devices import resolve_device
 from .jobs import DatasetJob, Job, Outcome, failed, outcome
 from .plan import Task
 from .results import encode, predicted_shares
+from .settle import settle
 
 RETRY_LR_SCALE = 0.1  # a picture that came out NaN or inf is retried once at this lr factor
 
@@ -65,8 +66,6 @@ def render_batch(
 ):
     """Render one batch as a build would: settings settled against the model and registry,
     the factories they name resolved; returns the engine's RenderResult."""
-    from .settle import settle
-
     settings = settle(settings, adapter, registry, "")
     return render(
         adapter, objective, seeds, settings, kit(registry, settings), device, on_step, precision
