@@ -58,9 +58,9 @@ class CoarseToFine(Experiment):
     """The model sees each view at half its size for the first half of the steps."""
 
     def target(self):
-        import atlas.render
+        from atlas.engine import render
 
-        return atlas.render, "model_input", atlas.render.model_input
+        return render, "model_input", render.model_input
 
     def wrap(self, model_input):
         def smaller_first(adapter, image, model_size=None):
@@ -78,7 +78,7 @@ class CalmStart(Experiment):
     share = 0.25
 
     def target(self):
-        from atlas.transforms import TransformSchedule
+        from atlas.engine.transforms import TransformSchedule
 
         return TransformSchedule, "__call__", TransformSchedule.__call__
 
