@@ -104,6 +104,11 @@ def _objectives(pictures: Sequence[dict] | None, data: dict) -> dict[str, Object
             raise AtlasError("atlas.build(): pictures= is a list of dicts with [[pictures]] keys")
         table = dict(table)
         if isinstance(table.get("objective"), Objective):
+            if table["objective"].spec is None:
+                raise AtlasError(
+                    f"atlas.build(): picture {table.get('name')!r}: its objective has no spec "
+                    "to cache it under; give atlas.objective(...) a name="
+                )
             values[str(table.get("name"))] = table.pop("objective")
         tables.append(table)
     data["pictures"] = tables

@@ -207,7 +207,7 @@ def _run(
     device, precision = where
     total = sum(t.images for t in tasks)
     root = str(store.root) if store else str(default_cache_dir())
-    limit = memory_limit(adapter, total, device)
+    limit = memory_limit(adapter, total, device) if total > 1 else None  # nothing to cap
     jobs = make_jobs(tasks, adapter, root, device, precision, total, limit)
     sink = cache_sink(root) if store else keep_sink
     bar = StepBar(bool(progress)) if isinstance(progress, bool) else None

@@ -76,3 +76,46 @@ def test_a_non_callable_objective_is_refused_at_once():
 
     with pytest.raises(TypeError, match="not 42"):
         atlas_api.objective(42, layers=["output"])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            '[[pictures]]\nname = "p"\nobjective = "channel(\'conv1\', 0)"\ndiversity = 4\n',
+            r"unknown key 'pictures.diversity'",
+        ),
+        ("regularizer = {tv = 1}", r"unknown key 'render.regularizer' \(did you mean: regulari"),
+    ],
+)
+def test_keys_no_table_takes_are_refused_when_parsing(tmp_path, text, message):
+    path = tmp_path / "r.toml"
+    path.write_text(HEAD + text)
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(path)
+
+
+def test_settling_twice_changes_nothing(tmp_path, registry, adapter):
+    from atlas.pipeline.settle import settle
+
+    np.save(tmp_path / "s.npy", np.ones((3, 8, 5), np.float32))
+    planned = plan(tmp_path, registry, 'param = "maco"\nspectrum = "s.npy"')
+    settings = planned.recipe.render
+    assert settle(settings, adapter, registry, "again") == settings
+
+
+def test_a_picture_objective_without_a_spec_is_refused(tmp_path):
+    from conftest import TinyCNN
+
+    import atlas as atlas_api
+
+    unnamed = atlas_api.objective(lambda acts: acts["conv1"].mean((1, 2, 3)), layers=["conv1"])
+    with pytest.raises(AtlasError, match=r"picture 'p': its objective has no spec.*name="):
+        atlas_api.build(
+            model=TinyCNN(),
+            layers=["conv1"],
+            options={"input_size": 16},
+            pictures=[{"name": "p", "objective": unnamed}],
+            cache_dir=tmp_path,
+            out_dir=tmp_path / "s",
+        )

@@ -77,10 +77,10 @@ class Dask(Backend):
 
     name = "dask"
     shares_memory = False
-    remote = True
     reports_steps = False
     client: object = field(default=None, compare=False)
     threads: int | None = None
+    remote: bool = True  # a LocalCluster's workers are on this machine: False
 
     def run(self, jobs, registry, on_step) -> Iterable[list[Outcome]]:
         """Submit the jobs and yield outcomes as they finish; a job whose workers kept dying
@@ -150,14 +150,14 @@ def backend_for(
     and cannot go to a cluster. A Dask cluster or connection is started here and stopped at
     the end."""
     kind = KINDS[name]
-    if live and kind.remote:
+    if live and kind is Dask:
         raise AtlasError(
             "a live module cannot be sent to a Dask cluster: save it and build from a file "
             "(file:PATH) or a source its workers can load"
         )
     if kind is Dask:
         with dask_client(n_jobs, scheduler) as (client, threads):
-            yield Dask(n_jobs, client, threads)
+            yield Dask(n_jobs, client, threads, remote=scheduler is not None)
         return
     if n_jobs == 1:
         yield Backend(1)

@@ -108,17 +108,9 @@ def dry_run(plan: Plan, cache: Cache, registry: Registry) -> dict:
     """Return the plan's summary with an estimate of its optimisation time on this machine,
     from a few timed steps of each kind of batch it would run (None: nothing to compute)."""
     summary = plan.summary()
-    recipe = plan.recipe
-    limit = memory_limit(plan.adapter, recipe.batch_size, recipe.device)
-    jobs = make_jobs(
-        plan.missing,
-        plan.adapter,
-        str(cache.root),
-        recipe.device,
-        recipe.precision,
-        recipe.batch_size,
-        limit,
-    )
+    limit = memory_limit(plan.adapter, plan.recipe.batch_size, plan.recipe.device)
+    alone = replace(plan, recipe=replace(plan.recipe, jobs=1))  # timed in this process
+    jobs = _jobs(alone, cache, plan.adapter, limit)
     summary["estimate"] = estimate(jobs, registry).as_dict() if jobs else None
     return summary
 

@@ -38,6 +38,8 @@ def _owner(registry: Registry, key: str) -> str | None:
 
 def _option_value(option: Option, value: object, key: str, base_dir: Path | None) -> object:
     """Check one option's value against its declaration; files become FileRefs."""
+    if option.file and isinstance(value, FileRef):  # settled already
+        return value
     kind = option.type
     fits = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):

@@ -144,23 +144,6 @@ def _split_finite(tasks: Sequence[Task], result) -> tuple[list[Task], object, li
     return good_tasks, kept, [t for t in tasks if t not in good_tasks]
 
 
-def _split_finite(tasks: Sequence[Task], result) -> tuple[list[Task], object, list[Task]]:
-    """Split tasks into those whose pictures and values are all finite (with their rows of
-    the result) and those that came out NaN or infinite."""
-    n = len(result.final)
-    finite = np.isfinite(result.images.reshape(n, -1)).all(1) & np.isfinite(result.final)
-    finite &= np.isfinite(result.curve).all(0)
-    ends = np.cumsum([t.images for t in tasks])
-    spans = [range(end - t.images, end) for t, end in zip(tasks, ends, strict=True)]
-    good = [(t, span) for t, span in zip(tasks, spans, strict=True) if finite[span].all()]
-    rows = [row for _, span in good for row in span]
-    kept = replace(
-        result, images=result.images[rows], final=result.final[rows], curve=result.curve[:, rows]
-    )
-    good_tasks = [t for t, _ in good]
-    return good_tasks, kept, [t for t in tasks if t not in good_tasks]
-
-
 def run_dataset_job(
     job: DatasetJob, registry: Registry, adapter: ModelAdapter, on_step=None
 ) -> list[Outcome]:

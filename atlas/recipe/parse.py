@@ -163,7 +163,8 @@ def _check_table(data: dict, table: str, where: str) -> None:
     allowed = SCHEMA[table]
     for key, value in data.items():
         dotted = f"{table}.{key}" if table else key
-        if key not in allowed and table not in OPEN_TABLES:
+        refused = key in SCHEMA["render"] or isinstance(value, dict)  # not an option either
+        if key not in allowed and (table not in OPEN_TABLES or refused):
             raise RecipeError(f"{where}: unknown key {dotted!r}{suggest(key, allowed)}")
         types = allowed.get(key, OPTION_TYPES)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
