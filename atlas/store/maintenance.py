@@ -54,30 +54,26 @@ def _model(meta: dict) -> str:
     return f"{model.get('source', '?')} ({digest})" if digest else str(model.get("source", "?"))
 
 
+def _read(meta_path: Path) -> dict:
+    """Return an entry's metadata, or {} if it cannot be read."""
+    try:
+        return json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def items(root: str | Path) -> Iterator[Item]:
-    """Yield every stored picture and every layer's examples under a cache root."""
+    """Yield every stored picture, every layer's examples and every analysis finding under a
+    cache root."""
     root = Path(root)
     for meta_path in sorted(root.glob("??/*.json")):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = {}
         paths = tuple(meta_path.with_suffix(s) for s in (".png", ".npy", ".json"))
-        yield Item(meta_path.stem, "picture", paths, _model(meta), meta_path.stat().st_mtime)
-    for meta_path in sorted((root / "examples").glob("??/*/meta.json")):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = {}
-        folder = meta_path.parent
-        yield Item(folder.name, "examples", (folder,), _model(meta), meta_path.stat().st_mtime)
-    for meta_path in sorted((root / "analyses").glob("*/??/*/meta.json")):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = {}
-        folder = meta_path.parent
-        yield Item(folder.name, "analysis", (folder,), _model(meta), meta_path.stat().st_mtime)
+        used = meta_path.stat().st_mtime
+        yield Item(meta_path.stem, "picture", paths, _model(_read(meta_path)), used)
+    for kind, pattern in (("examples", "examples/??/*"), ("analysis", "analyses/*/??/*")):
+        for meta_path in sorted(root.glob(f"{pattern}/meta.json")):
+            folder, used = meta_path.parent, meta_path.stat().st_mtime
+            yield Item(folder.name, kind, (folder,), _model(_read(meta_path)), used)
 
 
 def info(root: str | Path) -> dict:
