@@ -1,9 +1,15 @@
-"""Shared fixtures: a tiny CNN that builds in milliseconds, and a registry that knows it."""
+"""Shared fixtures: a tiny CNN that builds in milliseconds, a registry that knows it, a
+recipe factory, and the session's one build of a recipe that uses every table."""
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 import torch
+from helpers import EVERY_TABLE, atlas_build, recipe_toml
 from torch import nn
 
 from atlas.models.adapter import InputSpec, ModelAdapter
@@ -73,3 +79,43 @@ def registry():
 def _private_cache(tmp_path_factory, monkeypatch):
     """Keep every test's cache (and weight digests) out of the user's home."""
     monkeypatch.setenv("ATLAS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    """Return a function writing recipe_toml(base, **tables) to tmp_path/NAME.toml."""
+
+    def write(name: str = "tiny", base: dict | None = None, **tables) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(recipe_toml(base, **tables) if base else recipe_toml(**tables))
+        return path
+
+    return write
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished ``atlas build``: its recipe, site, cache and what the command printed."""
+
+    root: Path
+    recipe: Path
+    result: subprocess.CompletedProcess
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+
+@pytest.fixture(scope="session")
+def every_table(tmp_path_factory) -> Built:
+    """The session's one build of EVERY_TABLE (read it; copy its cache to change it)."""
+    root = tmp_path_factory.mktemp("every-table")
+    path = root / "tiny.toml"
+    path.write_text(recipe_toml(EVERY_TABLE))
+    result = atlas_build(path, root)
+    assert result.returncode == 0, result.stderr
+    return Built(root, path, result)

@@ -2,23 +2,71 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
-TINY_RECIPE = """
-title = "Tiny shapes"
-layers = ["output", "enc1"]
-[model]
-source = "shapes/unet"
-[render]
-size = 32
-steps = 6
-[run]
-batch_size = 8
-"""
+import tomli_w
+
+# The tiny recipe most end-to-end tests build, as data; recipe_toml() writes variations of it.
+TINY = {
+    "title": "Tiny shapes",
+    "layers": ["output", "enc1"],
+    "model": {"source": "shapes/unet"},
+    "render": {"size": 32, "steps": 6},
+    "run": {"batch_size": 8},
+}
+TINY_PICTURES = 16 + 7  # enc1's channels and output's classes
+
+# Class names with markup in one of them: the site must show it as text.
+LABELS = [
+    "background",
+    "circle",
+    "square",
+    "triangle",
+    "horizontal stripes",
+    "vertical stripes",
+    "<script>window.pwned = 2</script>checkerboard",
+]
+# The one end-to-end recipe that uses every table: the session's shared build (conftest).
+EVERY_TABLE = {
+    **TINY,
+    "model": {"source": "shapes/unet", "options": {"labels": LABELS}},
+    "render": {**TINY["render"], "negative": True, "diversity": 2},
+    "dataset": {"source": "shapes/val", "samples": 64, "top_k": 3},
+    "pictures": [
+        {
+            "name": "<script>window.pwned = 1</script> circle - square",
+            "objective": "channel('output', 'circle') - channel('output', 'square', mask='left')",
+        },
+        {
+            "name": "masked <b>",
+            "objective": "channel('output', 'circle', mask='left') "
+            "+ channel('output', 2, mask=[0.5, 0, 1, 1])",
+            "steps": 5,
+            "seed": 3,
+        },
+    ],
+}
+# each unit: its picture, its negative and a diversity set of 2; then the composed pictures
+EVERY_TABLE_PICTURES = TINY_PICTURES * (1 + 1 + 2) + 2
+
+
+def recipe_toml(base: dict = TINY, **tables) -> str:
+    """Return recipe TOML: base with each keyword merged in (a dict into its table, anything
+    else replacing it; None removes it)."""
+    data = copy.deepcopy(base)
+    for key, value in tables.items():
+        if value is None:
+            data.pop(key, None)
+        elif isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return tomli_w.dumps(data)
 
 
 def atlas(

@@ -4,91 +4,86 @@ import json
 
 import pytest
 import torch
-from helpers import TINY_RECIPE, assert_same_pictures, atlas, atlas_build, broken_links, links
+from helpers import (
+    EVERY_TABLE,
+    EVERY_TABLE_PICTURES,
+    TINY_PICTURES,
+    assert_same_pictures,
+    atlas,
+    atlas_build,
+    broken_links,
+    links,
+    recipe_toml,
+)
 
 pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("build")
-    recipe = root / "tiny.toml"
-    recipe.write_text(TINY_RECIPE)
-    first = atlas(
-        "build", str(recipe), "--out", str(root / "site"), "--cache-dir", str(root / "cache")
+def dry_run(recipe_path, cache) -> dict:
+    """Return ``atlas build --dry-run --json`` of a recipe against a cache."""
+    args = ("build", str(recipe_path), "--dry-run", "--json", "--cache-dir", str(cache))
+    return json.loads(atlas(*args).stdout)
+
+
+def test_build_prints_index_path_last(every_table):
+    last = every_table.result.stdout.strip().splitlines()[-1]
+    assert last == str((every_table.site / "index.html").resolve())
+    assert (
+        f"computed {EVERY_TABLE_PICTURES} pictures, 0 from the cache" in every_table.result.stderr
     )
-    assert first.returncode == 0, first.stderr
-    return root, recipe, first
 
 
-def test_build_prints_index_path_last(built):
-    root, _, first = built
-    assert first.stdout.strip().splitlines()[-1] == str((root / "site" / "index.html").resolve())
-    assert "computed 23 pictures, 0 from the cache" in first.stderr
-
-
-def test_site_has_every_page_and_image(built):
-    root = built[0]
-    site = root / "site"
+def test_site_has_every_page_and_image(every_table):
+    site = every_table.site
     manifest = json.loads((site / "manifest.json").read_text())
     assert [layer["name"] for layer in manifest["layers"]] == ["enc1", "output"]
-    assert manifest["units_total"] == 16 + 7
+    assert manifest["units_total"] == TINY_PICTURES
     for layer in manifest["layers"]:
         assert (site / layer["page"]).exists()
         for unit in layer["units"]:
             assert (site / unit["page"]).exists() and (site / unit["image"]).exists()
 
 
-def test_links_are_relative_and_resolve(built):
-    site = built[0] / "site"
+def test_links_are_relative_and_resolve(every_table):
+    site = every_table.site
     assert broken_links(site) == []
     layer_links = links(site / "index.html")
     assert "layers/output.html" in layer_links and "layers/enc1.html" in layer_links
     assert "../units/output/3.html" in links(site / "layers" / "output.html")
 
 
-def test_class_channels_carry_class_names(built):
-    page = (built[0] / "site" / "layers" / "output.html").read_text()
+def test_class_channels_carry_class_names(every_table):
+    page = (every_table.site / "layers" / "output.html").read_text()
     for name in ("circle", "square", "triangle", "horizontal stripes", "checkerboard"):
         assert name in page
-    assert "triangle" in (built[0] / "site" / "units" / "output" / "3.html").read_text()
+    assert "triangle" in (every_table.site / "units" / "output" / "3.html").read_text()
 
 
-def test_second_build_computes_nothing(built):
-    root, recipe, _ = built
-    again = atlas(
-        "build", str(recipe), "--out", str(root / "site2"), "--cache-dir", str(root / "cache")
-    )
+def test_second_build_computes_nothing(every_table, tmp_path):
+    again = atlas_build(every_table.recipe, tmp_path, "--cache-dir", str(every_table.cache))
     assert again.returncode == 0, again.stderr
-    assert "all 23 pictures came from the cache; nothing computed" in again.stderr
+    expected = f"all {EVERY_TABLE_PICTURES} pictures came from the cache; nothing computed"
+    assert expected in again.stderr
 
 
-def test_dry_run_json_reports_the_cache(built):
-    root, recipe, _ = built
-    plan = json.loads(
-        atlas(
-            "build", str(recipe), "--dry-run", "--json", "--cache-dir", str(root / "cache")
-        ).stdout
+def test_dry_run_json_reports_the_cache(every_table, tmp_path):
+    plan = dry_run(every_table.recipe, every_table.cache)
+    tasks = TINY_PICTURES * 3  # each unit's picture, negative and diversity set (one task)
+    assert (plan["units_total"], plan["units_cached"], plan["units_to_compute"]) == (
+        tasks,
+        tasks,
+        0,
     )
-    assert (plan["units_total"], plan["units_cached"], plan["units_to_compute"]) == (23, 23, 0)
-    fresh = json.loads(
-        atlas(
-            "build", str(recipe), "--dry-run", "--json", "--cache-dir", str(root / "empty")
-        ).stdout
-    )
-    assert (fresh["units_cached"], fresh["units_to_compute"]) == (0, 23)
+    fresh = dry_run(every_table.recipe, tmp_path / "empty")
+    assert (fresh["units_cached"], fresh["units_to_compute"]) == (0, tasks)
 
 
-def test_changed_recipe_recomputes_only_what_changed(built):
-    root = built[0]
-    changed = root / "more.toml"
-    changed.write_text(TINY_RECIPE.replace('["output", "enc1"]', '["output", "enc1", "enc2"]'))
-    plan = json.loads(
-        atlas(
-            "build", str(changed), "--dry-run", "--json", "--cache-dir", str(root / "cache")
-        ).stdout
-    )
-    assert (plan["units_cached"], plan["units_to_compute"]) == (23, 32)
+def test_changed_recipe_recomputes_only_what_changed(every_table, write_recipe):
+    changed = write_recipe("more", EVERY_TABLE, layers=["output", "enc1", "enc2"])
+    plan = dry_run(changed, every_table.cache)
+    cached = TINY_PICTURES * 3
+    assert (plan["units_cached"], plan["units_to_compute"]) == (cached, 32 * 3)
+    assert plan["dataset"]["layers_to_compute"] == ["enc2"]
 
 
 @pytest.mark.parametrize(
@@ -110,13 +105,13 @@ def test_unknown_names_exit_4_with_close_matches(args, message):
 
 def build_bad(tmp_path, text):
     """Build a recipe that should be refused; return the recipe path and the result."""
-    recipe = tmp_path / "bad.toml"
-    recipe.write_text(text)
-    return recipe, atlas("build", str(recipe), "--cache-dir", str(tmp_path / "c"))
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path, atlas("build", str(path), "--cache-dir", str(tmp_path / "c"))
 
 
 def test_unknown_layer_exits_4_naming_it(tmp_path):
-    _, result = build_bad(tmp_path, TINY_RECIPE.replace('"enc1"', '"enc3"'))
+    _, result = build_bad(tmp_path, recipe_toml(layers=["output", "enc3"]))
     assert result.returncode == 4
     assert (
         "unknown layer of shapes/unet 'enc3' (did you mean: enc2, enc1, dec2?); "
@@ -131,57 +126,49 @@ def test_layers_lists_shapes_and_channels():
     assert layers["output"]["channels"] == 7
 
 
-def test_worker_processes_give_the_same_pictures(built, tmp_path):
-    root, recipe, _ = built
-    result = atlas_build(recipe, tmp_path, "--jobs", "2", "--batch-size", "4")
+def test_worker_processes_give_the_same_pictures(every_table, write_recipe, tmp_path):
+    result = atlas_build(write_recipe(), tmp_path, "--jobs", "2", "--batch-size", "4")
     assert result.returncode == 0, result.stderr
-    assert "computed 23 pictures" in result.stderr
-    assert_same_pictures(tmp_path / "site", root / "site")
+    assert f"computed {TINY_PICTURES} pictures" in result.stderr
+    assert_same_pictures(tmp_path / "site", every_table.site)
 
 
 def test_unknown_parameterization_exits_4_before_any_work(tmp_path):
-    recipe, result = build_bad(
-        tmp_path, TINY_RECIPE.replace("steps = 6", 'steps = 6\nparam = "fftt"')
-    )
+    path, result = build_bad(tmp_path, recipe_toml(render={"param": "fftt"}))
     assert result.returncode == 4
     assert (
-        f"{recipe}: key 'render.param': unknown parameterization 'fftt' (did you mean: fft?)"
+        f"{path}: key 'render.param': unknown parameterization 'fftt' (did you mean: fft?)"
     ) in result.stderr
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").rglob("*.png"))
 
 
 @pytest.mark.parametrize(
-    "section, line, message",
+    "tables, message",
     [
-        ("[render]", 'objective = "layer"', "objective 'layer' does not take channels"),
-        ("[run]", 'device = "cuda:0"', "torch sees no CUDA device here"),
-        ("[run]", 'device = "tpu9"', "unknown device 'tpu9'"),
+        ({"render": {"objective": "layer"}}, "objective 'layer' does not take channels"),
+        ({"run": {"device": "cuda:0"}}, "torch sees no CUDA device here"),
+        ({"run": {"device": "tpu9"}}, "unknown device 'tpu9'"),
     ],
 )
-def test_settings_that_cannot_work_exit_4_before_any_work(tmp_path, section, line, message):
-    if "cuda" in line and torch.cuda.is_available():
+def test_settings_that_cannot_work_exit_4_before_any_work(tmp_path, tables, message):
+    if "cuda" in str(tables) and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    _, result = build_bad(tmp_path, TINY_RECIPE.replace(section, f"{section}\n{line}", 1))
+    _, result = build_bad(tmp_path, recipe_toml(**tables))
     assert result.returncode == 4, result.stderr
     assert message in result.stderr
 
 
-def test_dry_run_estimates_the_time_the_build_then_takes(tmp_path):
-    recipe = tmp_path / "longer.toml"
-    recipe.write_text(TINY_RECIPE.replace("steps = 6", "steps = 60"))
-    cache = str(tmp_path / "cache")
-    guess = json.loads(
-        atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir", cache).stdout
-    )["estimate"]
-    assert guess["pictures"] == 23 and guess["device"] == "cpu" and guess["kinds_timed"] == 2
-    text = atlas("build", str(recipe), "--dry-run", "--cache-dir", cache).stdout
-    assert "estimated time: about" in text and "to optimise 23 pictures on cpu" in text
-    assert atlas_build(recipe, tmp_path).returncode == 0
-    metas = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("??/*.json")]
+def test_dry_run_estimates_the_time_the_build_then_takes(tmp_path, write_recipe):
+    longer = write_recipe("longer", render={"steps": 60})
+    cache = tmp_path / "cache"
+    guess = dry_run(longer, cache)["estimate"]
+    n = TINY_PICTURES
+    assert guess["pictures"] == n and guess["device"] == "cpu" and guess["kinds_timed"] == 2
+    text = atlas("build", str(longer), "--dry-run", "--cache-dir", str(cache)).stdout
+    assert "estimated time: about" in text and f"to optimise {n} pictures on cpu" in text
+    assert atlas_build(longer, tmp_path).returncode == 0
+    metas = [json.loads(p.read_text()) for p in cache.glob("??/*.json")]
     spent = sum(meta["seconds"] for meta in metas if "seconds" in meta)
-    assert len(metas) == 23
+    assert len(metas) == n
     assert spent / 3 < guess["seconds"] < spent * 3, (guess["seconds"], spent)
-    done = json.loads(
-        atlas("build", str(recipe), "--dry-run", "--json", "--cache-dir", cache).stdout
-    )
-    assert done["estimate"] is None  # nothing left to compute
+    assert dry_run(longer, cache)["estimate"] is None  # nothing left to compute

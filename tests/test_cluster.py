@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import TINY_RECIPE, assert_same_pictures, atlas_build
+from helpers import TINY_PICTURES, assert_same_pictures, atlas_build, recipe_toml
 
 import atlas as atlas_api
 from atlas.errors import AtlasError
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or th
 
 distributed = pytest.importorskip("distributed")
 
-RECIPE = TINY_RECIPE + '\n[dataset]\nsource = "shapes/val"\nsamples = 48\ntop_k = 2\n'
+RECIPE = recipe_toml(dataset={"source": "shapes/val", "samples": 48, "top_k": 2})
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def examples(site):
 def test_a_local_cluster_makes_the_same_atlas(reference, tmp_path):
     result = atlas_build(reference / "tiny.toml", tmp_path, "--backend", "dask", "--jobs", "2")
     assert result.returncode == 0, result.stderr
-    assert "computed 23 pictures, 0 from the cache" in result.stderr
+    assert f"computed {TINY_PICTURES} pictures, 0 from the cache" in result.stderr
     assert_same_pictures(tmp_path / "site", reference / "site")
     assert examples(tmp_path / "site") == examples(reference / "site")
 

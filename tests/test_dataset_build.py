@@ -5,7 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from helpers import TINY_RECIPE, atlas, atlas_build
+from helpers import atlas, atlas_build, recipe_toml
 
 from atlas.datasets import DatasetError
 from atlas.datasets.examples import run_pass
@@ -27,9 +27,9 @@ def folder(tmp_path_factory):
     return root
 
 
-def recipe_text(folder, layers='["output", "enc1"]'):
-    text = TINY_RECIPE.replace('layers = ["output", "enc1"]', f"layers = {layers}")
-    return text + f'\n[dataset]\nsource = "folder:{folder}"\nsamples = 100\ntop_k = 3\n'
+def recipe_text(folder, layers=("output", "enc1")):
+    dataset = {"source": f"folder:{folder}", "samples": 100, "top_k": 3}
+    return recipe_toml(layers=list(layers), dataset=dataset)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_the_pass_is_cached_and_a_new_layer_runs_alone(built, folder):
     assert again.returncode == 0 and "nothing computed" in again.stderr
     assert [m.read_bytes() for m in metas] == contents
     wider = root / "wider.toml"
-    wider.write_text(recipe_text(folder, '["output", "enc1", "enc2"]'))
+    wider.write_text(recipe_text(folder, ("output", "enc1", "enc2")))
     plan = json.loads(
         atlas("build", str(wider), "--dry-run", "--json", "--cache-dir", str(root / "cache")).stdout
     )

@@ -4,7 +4,7 @@ carries on."""
 import json
 
 import pytest
-from helpers import TINY_RECIPE, atlas_build, plugin_env
+from helpers import atlas_build, plugin_env, recipe_toml
 
 pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
 
@@ -45,9 +45,7 @@ def killer_env(tmp_path):
 def test_a_unit_that_kills_its_worker_fails_alone(tmp_path, killer_env, backend):
     recipe = tmp_path / "r.toml"
     recipe.write_text(
-        TINY_RECIPE.replace("steps = 6", 'steps = 4\nobjective = "killer"').replace(
-            "batch_size = 8", "batch_size = 4"
-        )
+        recipe_toml(render={"steps": 4, "objective": "killer"}, run={"batch_size": 4})
     )
     out = tmp_path / "site"
     args = ("--jobs", "2", "--backend", backend)

@@ -8,33 +8,32 @@ import sys
 import time
 
 import pytest
-from helpers import TINY_RECIPE, assert_same_pictures, atlas
+from helpers import (
+    EVERY_TABLE_PICTURES,
+    TINY_PICTURES,
+    assert_same_pictures,
+    atlas,
+    atlas_build,
+    recipe_toml,
+)
 
 pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
 
-OTHER = TINY_RECIPE.replace('layers = ["output", "enc1"]', 'layers = ["enc2"]').replace(
-    "[run]", "[run]\nmax_channels = 2"
-)
-WITH_DATA = TINY_RECIPE + '\n[dataset]\nsource = "shapes/val"\nsamples = 32\ntop_k = 2\n'
+OTHER = recipe_toml(layers=["enc2"], run={"max_channels": 2})
+WITH_DATA = recipe_toml(dataset={"source": "shapes/val", "samples": 32, "top_k": 2})
+A = EVERY_TABLE_PICTURES  # the pictures of a.toml (the session's every-table recipe)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """One cache holding the pictures of two recipes (one with dataset examples)."""
+def built(tmp_path_factory, every_table):
+    """One cache holding the pictures of two recipes: the session's every-table build (a,
+    with dataset examples of two layers) and b, two pictures of another layer."""
     tmp_path = tmp_path_factory.mktemp("shared")
-    (tmp_path / "a.toml").write_text(WITH_DATA)
+    shutil.copy(every_table.recipe, tmp_path / "a.toml")
+    shutil.copytree(every_table.cache, tmp_path / "cache")
     (tmp_path / "b.toml").write_text(OTHER)
-    for name in ("a", "b"):
-        result = atlas(
-            "build",
-            str(tmp_path / f"{name}.toml"),
-            "-q",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--out",
-            str(tmp_path / f"site-{name}"),
-        )
-        assert result.returncode == 0, result.stderr
+    result = atlas_build(tmp_path / "b.toml", tmp_path, "--out", str(tmp_path / "site-b"))
+    assert result.returncode == 0, result.stderr
     return tmp_path
 
 
@@ -53,11 +52,11 @@ def cache_info(root):
 
 def test_info_counts_pictures_examples_and_models(shared):
     found = cache_info(shared)
-    assert (found["pictures"], found["examples"]) == (23 + 2, 2)
+    assert (found["pictures"], found["examples"]) == (A + 2, 2)
     ((model, row),) = found["models"].items()
-    assert model.startswith("shapes/unet (") and row["pictures"] == 25 and row["bytes"] > 0
+    assert model.startswith("shapes/unet (") and row["pictures"] == A + 2 and row["bytes"] > 0
     text = atlas("cache", "info", "--cache-dir", str(shared / "cache")).stdout
-    assert "25 pictures, 2 layers of dataset examples" in text
+    assert f"{A + 2} pictures, 2 layers of dataset examples" in text
 
 
 def test_prune_keeps_what_a_recipe_uses(shared):
@@ -71,9 +70,9 @@ def test_prune_keeps_what_a_recipe_uses(shared):
     )
     dry = atlas(*args, "--dry-run")
     assert dry.returncode == 0 and dry.stdout.startswith("would remove 2 pictures and 0 layers")
-    assert cache_info(shared)["pictures"] == 25
+    assert cache_info(shared)["pictures"] == A + 2
     assert atlas(*args).stdout.startswith("removed 2 pictures")
-    assert (cache_info(shared)["pictures"], cache_info(shared)["examples"]) == (23, 2)
+    assert (cache_info(shared)["pictures"], cache_info(shared)["examples"]) == (A, 2)
     plan = json.loads(
         atlas(
             "build",
@@ -95,7 +94,7 @@ def test_prune_by_age_removes_what_was_not_used(shared):
     result = atlas("cache", "prune", "--older-than", "5", "--cache-dir", str(shared / "cache"))
     assert result.stdout.startswith("removed 5 pictures")
     assert not any(p.exists() or p.with_suffix(".png").exists() for p in stale)
-    assert cache_info(shared)["pictures"] == 20
+    assert cache_info(shared)["pictures"] == A + 2 - 5
 
 
 def test_prune_needs_to_be_told_what(tmp_path):
@@ -134,5 +133,5 @@ def test_two_builds_can_share_a_cache_at_once(tmp_path):
             str(tmp_path / "cache"),
         ).stdout
     )
-    assert plan["units_cached"] == 23 and plan["dataset"]["cached"]
+    assert plan["units_cached"] == TINY_PICTURES and plan["dataset"]["cached"]
     assert not list((tmp_path / "cache").rglob("*.tmp"))

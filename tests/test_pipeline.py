@@ -12,7 +12,7 @@ from typing import ClassVar
 import pytest
 import torch
 from conftest import TinyCNN
-from helpers import TINY_RECIPE
+from helpers import recipe_toml
 
 import atlas as atlas_api
 from atlas.engine import objectives
@@ -100,11 +100,7 @@ def pictures(cache_dir):
 @pytest.mark.e2e
 def test_interrupted_build_keeps_finished_pictures(tmp_path):
     recipe = tmp_path / "slow.toml"
-    recipe.write_text(
-        TINY_RECIPE.replace("steps = 6", "steps = 60")
-        .replace("batch_size = 8", "batch_size = 1")
-        .replace('["output", "enc1"]', '["output"]')
-    )
+    recipe.write_text(recipe_toml(layers=["output"], render={"steps": 60}, run={"batch_size": 1}))
     cache_dir = tmp_path / "cache"
     args = [
         sys.executable,

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-from helpers import TINY_RECIPE, atlas_build
+from helpers import atlas_build, recipe_toml
 
 from atlas.images import thumbnail_png
 from atlas.site.writer import THUMB_SIZE
@@ -21,9 +21,7 @@ def test_thumbnails_shrink_large_pictures_and_keep_small_ones():
 
 def test_grid_images_load_lazily_from_thumbnails(tmp_path):
     recipe = tmp_path / "r.toml"
-    recipe.write_text(
-        TINY_RECIPE.replace("size = 32", "size = 200").replace("steps = 6", "steps = 1")
-    )
+    recipe.write_text(recipe_toml(render={"size": 200, "steps": 1}))
     assert atlas_build(recipe, tmp_path).returncode == 0
     page = (tmp_path / "site" / "layers" / "output.html").read_text()
     assert page.count('loading="lazy"') == 7 and page.count('src="../thumbs/output/') == 7

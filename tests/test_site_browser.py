@@ -9,7 +9,7 @@ import shutil
 import threading
 
 import pytest
-from helpers import TINY_RECIPE, atlas
+from helpers import LABELS
 
 pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
 
@@ -39,47 +39,9 @@ ARGS = [
 ]
 
 
-LABELS = [
-    "background",
-    "circle",
-    "square",
-    "triangle",
-    "h stripes",
-    "v stripes",
-    "<script>window.pwned = 2</script>checks",
-]
-EXTRAS = """
-[dataset]
-source = "shapes/val"
-samples = 64
-top_k = 3
-
-[[pictures]]
-name = "<script>window.pwned = 1</script> circle - square"
-objective = "channel('output', 'circle') - channel('output', 'square', mask='left')"
-"""
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser")
-    (root / "tiny.toml").write_text(
-        TINY_RECIPE.replace("[render]\n", "[render]\nnegative = true\n").replace(
-            'source = "shapes/unet"\n', f'source = "shapes/unet"\noptions = {{labels = {LABELS}}}\n'
-        )
-        + EXTRAS
-    )
-    result = atlas(
-        "build",
-        str(root / "tiny.toml"),
-        "--out",
-        str(root / "site"),
-        "--cache-dir",
-        str(root / "cache"),
-        "--quiet",
-    )
-    assert result.returncode == 0, result.stderr
-    return root / "site"
+def site(every_table):
+    return every_table.site
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +109,14 @@ def test_composed_pictures_and_negatives_are_shown(site, page):
     assert "mask='left'" in page.inner_text("code.expression")
     page.goto((site / "units" / "output" / "1.html").as_uri())
     widths = page.eval_on_selector_all("img.picture", "is => is.map(i => i.naturalWidth)")
-    assert widths == [32, 32]
+    assert widths == [32] * 4  # its picture, its negative and a diversity set of 2
     assert "Negative" in page.inner_text(".negative figcaption")
 
 
 def test_unit_page_shows_examples_and_labels_as_text(site, page):
     page.goto((site / "units" / "output" / "6.html").as_uri())
     page.wait_for_load_state("load")
-    assert page.inner_text("h1").endswith("<script>window.pwned = 2</script>checks")
+    assert page.inner_text("h1").endswith(LABELS[6])
     assert page.evaluate("window.pwned") is None
     widths = page.eval_on_selector_all("img.example", "is => is.map(i => i.naturalWidth)")
     assert widths == [64, 64, 64]  # the output's examples: whole images at the model's 64 px
