@@ -83,7 +83,8 @@ def feature_atlas_register_models(register: RegisterModels) -> None:
 
 @hookimpl
 def feature_atlas_register_datasets(register: RegisterDatasets) -> None:
-    """Register the folder and torchvision data set sources."""
+    """Register the folder, segfolder and torchvision data set sources."""
     register("folder", DatasetSource(load=_lazy("datasets.folder", "load")))
+    register("segfolder", DatasetSource(load=_lazy("datasets.segfolder", "load")))
     tv = "datasets.torchvision_data"
     register("torchvision", DatasetSource(load=_lazy(tv, "load"), names=_lazy(tv, "names")))

@@ -65,8 +65,9 @@ class ModelLoader(Protocol):
 
 class Dataset(Protocol):
     """Images by index: ``dataset[i]`` is (image, label); image (H, W, C) uint8 or float in
-    [0, 1], label None, a class index or a per-pixel label map. ``identity`` is plain data
-    that changes whenever the images do (part of cache keys)."""
+    [0, 1], label None, a class index or a per-pixel label map (255: void). ``identity`` is
+    plain data that changes whenever the images do (part of cache keys). A data set with
+    labels may name them: ``classes``, a sequence of names indexed by label value."""
 
     def __len__(self) -> int: ...
 

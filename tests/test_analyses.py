@@ -9,11 +9,11 @@ from conftest import TinyPlugin
 
 from atlas.datasets import analyses
 from atlas.datasets.analyses import Analysis
-from atlas.datasets.examples import prepare
+from atlas.datasets.prepare import prepare
 from atlas.models.layers import forward_layers
 from atlas.pipeline.build import plan_build, run_build
 from atlas.plugin import DatasetSource, hookimpl
-from atlas.recipe import DatasetSpec, Recipe, RenderSettings
+from atlas.recipe import ConceptSettings, DatasetSpec, Recipe, RenderSettings
 from atlas.registry import load_registry
 from atlas.store import maintenance
 from atlas.store.cache import Cache
@@ -41,6 +41,11 @@ class Means(Analysis):
     name = "means"
     passes = 2
     seen: list[tuple[str, int, tuple]] = []  # noqa: RUF012 - (layer, pass, indices) per batch
+    on = False  # whether builds subscribe it
+
+    @classmethod
+    def wants(cls, spec, labels):
+        return {"scale": 2.0} if cls.on and labels.kind == "image" else None
 
     def begin(self, layer, channels, samples):
         self.sums = {label: np.zeros(channels) for label in (0, 1)}
@@ -83,12 +88,10 @@ def registry():
 
 @pytest.fixture
 def subscribed(monkeypatch):
-    """Subscribe Means (while wants["on"]) to every build's dataset pass."""
-    wants = {"on": False}
-    monkeypatch.setitem(
-        analyses.ANALYSES, "means", (Means, lambda spec: {"scale": 2.0} if wants["on"] else None)
-    )
-    return wants
+    """Subscribe Means (once Means.on is set) to every build's dataset pass."""
+    monkeypatch.setitem(analyses.ANALYSES, "means", Means)
+    monkeypatch.setattr(Means, "on", False)
+    return Means
 
 
 def recipe():
@@ -99,7 +102,7 @@ def recipe():
         render=RenderSettings(size=(16, 16), steps=1),
         max_channels=1,
         batch_size=5,
-        dataset=DatasetSpec("parity/all", samples=12, top_k=2),
+        dataset=DatasetSpec("parity/all", samples=12, top_k=2, concepts=ConceptSettings(False)),
     )
 
 
@@ -111,7 +114,7 @@ def test_an_analysis_gets_its_own_entry_and_adds_no_example_work(
     crop = next((cache.root / "examples").rglob("*.png"))  # meta.json is touched when read
     stamp = (crop.stat().st_ino, crop.stat().st_mtime_ns)
 
-    subscribed["on"] = True
+    subscribed.on = True
     Means.seen.clear()
     planned = plan_build(recipe(), cache, registry, adapter)
     summary = planned.summary()["dataset"]
@@ -120,6 +123,9 @@ def test_an_analysis_gets_its_own_entry_and_adds_no_example_work(
         {
             "name": "means",
             "settings": {"scale": 2.0},
+            "describe": "means",
+            "passes": 2,
+            "pass_names": [],
             "layers_cached": [],
             "layers_to_compute": ["conv1"],
             "cached": False,
@@ -156,7 +162,7 @@ def test_an_analysis_gets_its_own_entry_and_adds_no_example_work(
 def test_an_analysis_result_does_not_depend_on_the_batch_size(
     tmp_path, registry, adapter, subscribed
 ):
-    subscribed["on"] = True
+    subscribed.on = True
     found = []
     for batch_size in (5, 12):
         cache = Cache(tmp_path / f"cache{batch_size}")

@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import pytest
 import torch
 from helpers import (
@@ -172,3 +173,18 @@ def test_dry_run_estimates_the_time_the_build_then_takes(tmp_path, write_recipe)
     assert len(metas) == n
     assert spent / 3 < guess["seconds"] < spent * 3, (guess["seconds"], spent)
     assert dry_run(longer, cache)["estimate"] is None  # nothing left to compute
+
+
+def test_class_channels_are_detectors_of_their_own_classes(every_table):
+    manifest = json.loads((every_table.site / "manifest.json").read_text())
+    classes = manifest["concepts"]["classes"]
+    assert manifest["concepts"]["kind"] == "iou" and classes[1] == "circle"
+    output = next(layer for layer in manifest["layers"] if layer["name"] == "output")
+    assert [u["concept"] for u in output["units"][1:]] == classes[1:]
+    assert output["summary"]["detectors"] == 6 and output["summary"]["unique_concepts"] == 6
+    page = (every_table.site / output["page"]).read_text()
+    assert "6</strong> of 7 units are detectors of <strong>6</strong> concepts" in page
+    assert page.count("<rect") == 6  # a bar per concept
+    example = every_table.site / output["units"][1]["examples"][0]["image"]
+    alpha = cv2.imread(str(example), cv2.IMREAD_UNCHANGED)[..., 3]
+    assert alpha.max() == 255 and alpha.min() == round(255 * 0.2)  # the mask, the rest dimmed

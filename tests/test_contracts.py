@@ -100,7 +100,12 @@ def test_every_model_namespace_loads_a_small_name(namespace):
     assert adapter.weights_digest and adapter.source == MODELS[namespace]
 
 
-DATASETS = {"shapes": "shapes/val", "folder": "folder", "torchvision": None}
+DATASETS = {
+    "shapes": "shapes/val",
+    "folder": "folder",
+    "segfolder": "segfolder",
+    "torchvision": None,
+}
 
 
 @pytest.mark.parametrize("namespace", names("datasets"))
@@ -109,12 +114,17 @@ def test_every_dataset_namespace_opens_a_small_one(namespace, tmp_path):
     if DATASETS[namespace] is None:
         pytest.skip("torchvision data sets need files on disk: test_dataset_build.py covers it")
     source = DATASETS[namespace]
-    if namespace == "folder":
+    if namespace in ("folder", "segfolder"):
         import cv2
 
-        cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
-        source = f"folder:{tmp_path}"
+        (tmp_path / "images").mkdir()
+        (tmp_path / "labels").mkdir()
+        cv2.imwrite(str(tmp_path / "images" / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / "labels" / "a.png"), np.ones((8, 8), np.uint8))
+        source = f"{namespace}:{tmp_path}"
     data = REGISTRY.load_dataset(source)
-    image, _ = data[0]
+    image, label = data[0]
     assert len(data) >= 1 and image.ndim == 3
+    if namespace in ("segfolder", "shapes"):
+        assert label.shape == image.shape[:2]
     json.loads(json.dumps(data.identity()))

@@ -8,10 +8,10 @@ import os
 import shutil
 import threading
 
+import cv2
+import numpy as np
 import pytest
-from helpers import LABELS
-
-pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or the browser
+from helpers import LABELS, atlas_build, recipe_toml
 
 try:
     from playwright import sync_api as playwright
@@ -27,7 +27,10 @@ MISSING = (
 )
 # CI sets ATLAS_REQUIRE_BROWSER=1: there a missing browser fails the run instead of skipping.
 REQUIRED = os.environ.get("ATLAS_REQUIRE_BROWSER") == "1"
-pytestmark = pytest.mark.skipif(MISSING is not None and not REQUIRED, reason=str(MISSING))
+pytestmark = [
+    pytest.mark.e2e,  # the real atlas command, workers, a cluster or the browser
+    pytest.mark.skipif(MISSING is not None and not REQUIRED, reason=str(MISSING)),
+]
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -154,3 +157,92 @@ def test_layer_page_over_http_sorts_by_ratio_and_shows_top_examples(site, server
     page.wait_for_function(
         "[...document.querySelectorAll('.top-example')].every(i => i.complete && i.naturalWidth)"
     )
+
+
+def search(page, query: str) -> list[str]:
+    """Type a query in the page's search box; return the results' texts once shown."""
+    page.fill("#search", query)
+    page.wait_for_selector("#search-results:not([hidden]) li")
+    return page.eval_on_selector_all("#search-results li", "ls => ls.map(l => l.innerText)")
+
+
+@pytest.mark.parametrize("where", ["file", "http"])
+def test_search_finds_units_by_label_concept_layer_and_channel(site, server, page, where):
+    base = site.as_uri() + "/" if where == "file" else server
+    page.goto(base + "layers/enc1.html")
+    index_scripts = "document.querySelectorAll('script[src*=\"search/\"]').length"
+    assert page.evaluate(index_scripts) == 0  # no index before the first keystroke
+    found = search(page, "vertical stripes")
+    assert found[0].startswith("output 5 · vertical stripes")  # the class label first
+    detectors = [text for text in found[1:] if "detects vertical stripes" in text]
+    assert detectors and all(text.startswith("enc1 ") for text in detectors)  # then detectors
+    loaded = page.evaluate("[...document.scripts].map(s => s.src.split('/search/')[1] || '')")
+    assert "index.js" in loaded and "t-v.js" in loaded and "t-c.js" not in loaded
+    assert search(page, "enc1 13")[0].startswith("enc1 13")
+    assert search(page, "nothing matches this")[0] == "no unit matches"
+    search(page, "circle")
+    page.click("#search-results a")
+    assert page.url == base + "units/output/1.html"
+    assert page.eval_on_selector("img.picture", "i => i.naturalWidth") == 32
+
+
+def test_a_label_with_markup_is_text_in_search_results(site, page):
+    page.goto((site / "index.html").as_uri())
+    found = search(page, "checkerboard")
+    assert found[0].startswith("output 6 · " + LABELS[6])
+    assert page.evaluate("window.pwned") is None
+
+
+def test_concept_bar_chart_filter_and_dimmed_examples_render(site, page):
+    page.goto((site / "layers" / "output.html").as_uri())
+    assert "6 of 7 units are detectors of 6 concepts" in page.inner_text(".concepts")
+    assert page.locator("svg.bars rect").count() == 6
+    page.select_option("#concept", "triangle")
+    assert page.inner_text("#count") == "1 of 7 channels"
+    page.select_option("#concept", "-")
+    assert page.inner_text("#count") == "1 of 7 channels"  # background: no concept
+    page.goto((site / "units" / "output" / "3.html").as_uri())
+    page.wait_for_load_state("load")
+    assert "triangle (detector) · IoU" in page.inner_text(".concept-scores")
+    grid = page.locator(".examples-grid.masked")
+    assert grid.count() == 1
+    background = grid.locator("img").first.evaluate("i => getComputedStyle(i).backgroundColor")
+    assert background == "rgb(0, 0, 0)"  # the alpha mask shows dimmed over black
+    widths = page.eval_on_selector_all(".masked img", "is => is.map(i => i.naturalWidth)")
+    assert widths and all(w == 64 for w in widths)
+
+
+@pytest.fixture(scope="module")
+def segfolder_site(tmp_path_factory):
+    """A segfolder data set of shapes images whose last class name holds markup."""
+    from atlas_shapes.data import CLASSES, make_sample
+
+    root = tmp_path_factory.mktemp("segfolder")
+    for name in ("images", "labels"):
+        (root / "data" / name).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        image, labels = make_sample(rng)
+        cv2.imwrite(str(root / "data" / "images" / f"{i}.png"), image[..., ::-1])
+        cv2.imwrite(str(root / "data" / "labels" / f"{i}.png"), labels.astype(np.uint8))
+    names = [*CLASSES[:-1], "<script>window.pwned = 3</script>checks"]
+    (root / "data" / "classes.txt").write_text("\n".join(names) + "\n")
+    tables = {
+        "layers": ["output"],
+        "render": {"size": 16, "steps": 2},
+        "dataset": {"source": "segfolder:data", "samples": 24, "top_k": 2},
+    }
+    (root / "seg.toml").write_text(recipe_toml(**tables))
+    result = atlas_build(root / "seg.toml", root)
+    assert result.returncode == 0, result.stderr
+    return root / "site"
+
+
+def test_a_concept_with_markup_is_text(segfolder_site, page):
+    page.goto((segfolder_site / "layers" / "output.html").as_uri())
+    found = search(page, "checks")
+    assert found[0].startswith("output 6 · checkerboard")
+    assert found[0].endswith("detects <script>window.pwned = 3</script>checks")
+    page.goto((segfolder_site / "units" / "output" / "6.html").as_uri())
+    assert "<script>window.pwned = 3</script>checks (detector)" in page.inner_text(".facts")
+    assert page.evaluate("window.pwned") is None

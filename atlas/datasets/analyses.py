@@ -6,17 +6,24 @@ Network Dissection's thresholds then masks need), and returns one finding per la
 data and arrays, stored under a cache key of its own, so adding an analysis to a recipe never
 recomputes the dataset examples, and changing one recomputes only it.
 
-Analyses are found by name in ``ANALYSES``; a recipe's planning asks each whether it applies
-(``wanted``), and workers rebuild them from their name and settings (plain data).
+The built-in analyses load by dotted name (``BUILT_IN``); ``ANALYSES`` takes more (tests).
+A recipe's planning asks each whether it applies (``wants``), and workers rebuild them from
+their name and settings (plain data).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..recipe.settings import DatasetSpec
+from .labels import Labels
+
+BUILT_IN = ("atlas.datasets.concepts:Concepts",)
 
 
 @dataclass(frozen=True)
@@ -32,16 +39,27 @@ class AnalysisSpec:
 
 
 class Analysis:
-    """Base of an analysis: override ``update`` and ``result``; ``passes`` says how many
-    times it reads the samples (the pass index goes to ``update``)."""
+    """Base of an analysis: override ``wants``, ``update`` and ``result``; ``passes`` says
+    how many times it reads the samples (the pass index goes to ``update``), ``pass_names``
+    what each pass is for (shown in the progress bar and the dry run)."""
 
     name = "analysis"
     version = "1"
     passes = 1
+    pass_names: tuple[str, ...] = ()
 
     def __init__(self, **settings: object):
         self.settings = settings
         self.begun: set[str] = set()  # layers begin() was called for
+
+    @classmethod
+    def wants(cls, spec: DatasetSpec, labels: Labels) -> dict | None:
+        """Return the settings to run with on a recipe's data set, or None to stay out."""
+        return None
+
+    def describe(self) -> str:
+        """Say in a few words what the analysis computes (for the dry run)."""
+        return self.name
 
     def begin(self, layer: str, channels: int, samples: int) -> None:
         """Prepare to see layer's activations (channels units, samples images)."""
@@ -62,28 +80,35 @@ class Analysis:
         raise NotImplementedError
 
 
-# name -> (the analysis class, whether a recipe's dataset spec wants it and with what
-# settings: None for no). Empty today: the examples are the pass's own result; concept
-# scores, connections and activation maps subscribe here.
-ANALYSES: dict[str, tuple[type[Analysis], Callable[[object], dict | None]]] = {}
+# name -> an analysis class besides the built-in ones (tests subscribe theirs here)
+ANALYSES: dict[str, type[Analysis]] = {}
 
 
-def wanted(dataset_spec: object) -> list[AnalysisSpec]:
-    """Return the analyses a recipe's ``[dataset]`` asks for, in name order."""
+def registered() -> dict[str, type[Analysis]]:
+    """Return every analysis class by name: the built-in ones, then ANALYSES."""
+    found: dict[str, type[Analysis]] = {}
+    for path in BUILT_IN:
+        module, attribute = path.split(":")
+        cls = getattr(importlib.import_module(module), attribute)
+        found[cls.name] = cls
+    return {**found, **ANALYSES}
+
+
+def wanted(spec: DatasetSpec, labels: Labels) -> list[AnalysisSpec]:
+    """Return the analyses a recipe's ``[dataset]`` asks for on its data set, by name."""
     specs = []
-    for name, (_, wants) in sorted(ANALYSES.items()):
-        settings = wants(dataset_spec)
+    for name, cls in sorted(registered().items()):
+        settings = cls.wants(spec, labels)
         if settings is not None:
             specs.append(AnalysisSpec(name, tuple(sorted(settings.items()))))
     return specs
 
 
-def passes(spec: AnalysisSpec) -> int:
-    """Return how many times the analysis a spec names reads the samples."""
-    return ANALYSES[spec.name][0].passes
-
-
 def make(spec: AnalysisSpec) -> Analysis:
     """Build the analysis a spec names (in a worker too)."""
-    cls, _ = ANALYSES[spec.name]
-    return cls(**dict(spec.settings))
+    return registered()[spec.name](**dict(spec.settings))
+
+
+def passes(spec: AnalysisSpec) -> int:
+    """Return how many times the analysis a spec names reads the samples."""
+    return make(spec).passes

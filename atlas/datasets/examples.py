@@ -9,11 +9,9 @@ State per unit is k values plus the top 1% needed for an exact p99, never the sa
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -21,47 +19,11 @@ from ..models.adapter import ModelAdapter
 from ..models.frozen import run_copy
 from ..models.layers import OUTPUT, Probe, dummy_input
 from ..store.findings import Finding, LayerExamples, LayerFindings
-from . import Dataset, as_float
+from . import Dataset
 from .analyses import Analysis, AnalysisSpec, make
-
-
-class RunningTopK:
-    """The k largest values seen per channel, with their image index and position.
-
-    Ties go to the lower image index, so the result does not depend on batching.
-    """
-
-    def __init__(self, channels: int, k: int):
-        self.k = k
-        self.values = np.full((channels, 0), -np.inf, np.float32)
-        self.indices = np.zeros((channels, 0), np.int64)
-        self.positions = np.zeros((channels, 0, 2), np.int32)
-
-    def update(self, values: np.ndarray, indices: np.ndarray, positions: np.ndarray) -> None:
-        """Merge a batch: values (B, C), indices (B,), positions (B, C, 2)."""
-        c = self.values.shape[0]
-        all_values = np.concatenate([self.values, values.T], 1)
-        all_indices = np.concatenate([self.indices, np.broadcast_to(indices, (c, len(indices)))], 1)
-        all_positions = np.concatenate([self.positions, positions.transpose(1, 0, 2)], 1)
-        order = np.lexsort((all_indices, -all_values), axis=1)[:, : self.k]
-        self.values = np.take_along_axis(all_values, order, 1)
-        self.indices = np.take_along_axis(all_indices, order, 1)
-        self.positions = np.take_along_axis(all_positions, order[..., None], 1)
-
-
-def p99_keep(samples: int) -> int:
-    """Return how many top values per unit give numpy's exact 99th percentile of samples."""
-    return samples - math.floor(0.99 * (samples - 1)) + 1
-
-
-def p99_from_top(top: np.ndarray, n: int) -> np.ndarray:
-    """Return the 99th percentile (numpy's linear rule) from each row's descending top values."""
-    position = 0.99 * (n - 1)
-    low = math.floor(position)
-    rank = n - 1 - low  # rank from the top of sorted[low]
-    below = top[:, rank]
-    above = top[:, rank - 1] if rank > 0 else below
-    return below + (position - low) * (above - below)
+from .labels import PIXEL, label_kind
+from .prepare import prepare, prepare_labels
+from .stats import RunningTopK, p99_from_top, p99_keep, unit_values
 
 
 class _LayerState:
@@ -100,34 +62,6 @@ class _LayerState:
         )
 
 
-def unit_values(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return each unit's channel-mean value (B, C) and its spatial argmax (B, C, 2)."""
-    if act.dim() == 4:
-        flat = act.flatten(2)
-        arg = flat.argmax(-1)
-        rows, cols = arg // act.shape[-1], arg % act.shape[-1]
-        return flat.mean(-1), torch.stack([rows, cols], -1)
-    values = act.mean(1) if act.dim() == 3 else act  # tokens: mean over tokens, no position
-    return values, torch.full((*values.shape, 2), -1, device=act.device)
-
-
-def prepare(image: np.ndarray, adapter: ModelAdapter) -> np.ndarray:
-    """Resize (shorter side) and centre-crop an image to the model's input: (C, H, W)."""
-    pixels = as_float(image)
-    h, w = adapter.input.size
-    scale = max(h / pixels.shape[0], w / pixels.shape[1])
-    size = (max(w, round(pixels.shape[1] * scale)), max(h, round(pixels.shape[0] * scale)))
-    pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-    top, left = (pixels.shape[0] - h) // 2, (pixels.shape[1] - w) // 2
-    pixels = pixels[top : top + h, left : left + w]
-    channels = adapter.input.channels
-    if pixels.shape[-1] != channels:
-        pixels = pixels.mean(-1, keepdims=True) if channels == 1 else pixels[..., :1]
-        pixels = np.repeat(pixels, channels, -1) if pixels.shape[-1] != channels else pixels
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
-
-
 def sample_order(dataset: Dataset, samples: int, seed: int) -> np.ndarray:
     """Return the indices the pass looks at: a seeded permutation, samples long."""
     n = len(dataset)
@@ -149,7 +83,7 @@ def _batches(
             continue
         indices.append(int(index))
         images.append(prepare(image, adapter))
-        labels.append(label)
+        labels.append(prepare_labels(label, adapter) if label_kind(label) == PIXEL else label)
         if len(images) == size:
             yield np.array(indices), np.stack(images), labels
             indices, images, labels = [], [], []

@@ -1,4 +1,6 @@
-"""``folder:PATH``: every image file under a folder, recursively, in sorted order."""
+"""``folder:PATH``: every image file under a folder, recursively, in sorted order; with
+``options = {labels = "folders"}`` each first-level sub-folder is a class (as torchvision's
+``ImageFolder`` reads a tree), and its images are labelled with it."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class FolderDataset:
     paths: list[Path]
     grey: bool = False
     skipped: list[str] = field(default_factory=list)
+    classes: tuple[str, ...] = ()  # with labels = "folders": the sub-folders, sorted
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -31,7 +34,14 @@ class FolderDataset:
         pixels = cv2.imread(str(path), flag)
         if pixels is None:
             return None, None
-        return (pixels if self.grey else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)), None
+        image = pixels if self.grey else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+        return image, self.label(path)
+
+    def label(self, path: Path) -> int | None:
+        """Return the class of an image: the index of its first-level sub-folder."""
+        if not self.classes:
+            return None
+        return self.classes.index(path.relative_to(self.root).parts[0])
 
     def identity(self) -> dict:
         """Name the folder's files by relative path, size and modification time."""
@@ -42,8 +52,19 @@ class FolderDataset:
         return {"folder": str(self.root), "files": len(self.paths), "digest": h.hexdigest()}
 
 
-def load(name: str, base_dir: Path | None = None, channels: int = 3, **_) -> FolderDataset:
-    """Find every image file under the folder (relative to base_dir)."""
+LABELS = ("none", "folders")
+
+
+def load(
+    name: str, base_dir: Path | None = None, channels: int = 3, labels: str = "none", **_
+) -> FolderDataset:
+    """Find every image file under the folder (relative to base_dir); with labels="folders",
+    label each by its first-level sub-folder."""
+    if labels not in LABELS:
+        raise DatasetError(
+            f"folder:{name}: dataset.options.labels must be one of {', '.join(LABELS)}, "
+            f"not {labels!r}"
+        )
     root = ((base_dir or Path.cwd()) / name).resolve()
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist")
@@ -52,4 +73,13 @@ def load(name: str, base_dir: Path | None = None, channels: int = 3, **_) -> Fol
         raise DatasetError(
             f"image folder {root} holds no image files ({', '.join(IMAGE_SUFFIXES)})"
         )
-    return FolderDataset(root, paths, grey=channels == 1)
+    if labels == "none":
+        return FolderDataset(root, paths, grey=channels == 1)
+    loose = [p for p in paths if len(p.relative_to(root).parts) < 2]
+    if loose:
+        raise DatasetError(
+            f"folder {root}: with labels = 'folders' every image must be in a class's "
+            f"sub-folder, but {loose[0].name} is not"
+        )
+    classes = tuple(sorted({p.relative_to(root).parts[0] for p in paths}))
+    return FolderDataset(root, paths, grey=channels == 1, classes=classes)

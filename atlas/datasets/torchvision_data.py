@@ -36,6 +36,31 @@ class TorchvisionDataset:
     def identity(self) -> dict:
         return self.spec
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Return the names of the label values, where torchvision knows them."""
+        return class_names(self.data)
+
+
+# VOCSegmentation's label values (255: the void border), which torchvision does not name
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+
+def class_names(data: object) -> tuple[str, ...]:
+    """Return a torchvision data set's class names by label value: ``classes`` (CIFAR,
+    ImageFolder ...), Cityscapes' records by id, VOC's fixed list."""
+    if type(data).__name__ == "VOCSegmentation":
+        return VOC_CLASSES
+    classes = list(getattr(data, "classes", None) or ())
+    if classes and hasattr(classes[0], "id") and hasattr(classes[0], "name"):
+        by_id = {c.id: c.name for c in classes if c.id >= 0}
+        return tuple(by_id.get(i, str(i)) for i in range(max(by_id) + 1))
+    return tuple(str(c) for c in classes)
+
 
 def load(name: str, root: str = "", base_dir: Path | None = None, **options) -> TorchvisionDataset:
     """Open a torchvision data set from files on disk; never downloads."""

@@ -138,6 +138,8 @@ def _pairs_seen(adapter: ModelAdapter) -> tuple[tuple[str, str], ...]:
     finally:
         for handle in handles:
             handle.remove()
+    if not pairs or out.grad_fn is None:  # nothing to fold, or no graph to follow
+        return ()
     readers = _readers(out.grad_fn)
     return tuple(
         (made[node], norm)

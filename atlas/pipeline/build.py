@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..datasets.analyses import make
 from ..models.adapter import ModelAdapter
 from ..models.layers import catalogue, fit_input_size, select
 from ..models.weights import digests_in
@@ -14,15 +15,16 @@ from ..recipe import Recipe, RenderSettings
 from ..registry import Registry, load_registry
 from ..site import write_site
 from ..store.cache import Cache, canonical_json, default_cache_dir
-from ..store.findings import FindingsStore
+from ..store.findings import AnalysisStore, Finding, FindingsStore
 from .backends import backend_for
 from .checks import check_device, check_per_channel, check_plugin_names, check_precision
 from .compose import Context
 from .devices import job_device
 from .estimate import estimate
-from .gather import example_files, make_manifest
+from .gather import example_file_key, example_files, make_manifest
 from .jobs import DatasetJob, Job, ModelRef, Outcome
-from .plan import Plan, make_plan
+from .labelling import concept_findings, masked_examples
+from .plan import DatasetPlan, Plan, make_plan
 from .runner import Progress, cache_sink, execute, make_jobs, memory_limit
 from .settle import settle
 
@@ -133,6 +135,17 @@ def _dataset_job(plan: Plan, cache: Cache, model: ModelAdapter | ModelRef) -> Da
     )
 
 
+def pass_stage(planned: DatasetPlan) -> str:
+    """Name the dataset pass for its progress bar: what it finds, and its passes if many."""
+    todo = [make(a.spec) for a in planned.analyses if a.missing]
+    found = (["examples"] if planned.missing else []) + [a.name for a in todo]
+    stage = f"dataset {' + '.join(found)}"
+    names = [name for a in todo for name in a.pass_names if a.passes > 1]
+    if planned.passes > 1:
+        stage += f" ({planned.passes} passes: {', '.join(names)})"
+    return stage
+
+
 def _findings(plan: Plan, cache: Cache) -> dict[str, dict]:
     """Return each layer's stored dataset findings (layers the pass has not done are absent)."""
     if plan.dataset is None:
@@ -140,6 +153,19 @@ def _findings(plan: Plan, cache: Cache) -> dict[str, dict]:
     store = FindingsStore(cache.root)
     found = {layer: store.get(key) for layer, key in plan.dataset.keys.items()}
     return {layer: meta for layer, meta in found.items() if meta is not None}
+
+
+def _analysis_findings(plan: Plan, cache: Cache) -> dict[str, dict[str, Finding]]:
+    """Return each analysis's stored findings by layer (those not computed are absent)."""
+    if plan.dataset is None:
+        return {}
+    store = AnalysisStore(cache.root)
+    out: dict[str, dict[str, Finding]] = {}
+    for analysis in plan.dataset.analyses:
+        name = analysis.spec.name
+        found = {layer: store.get(name, key) for layer, key in analysis.keys.items()}
+        out[name] = {layer: f for layer, f in found.items() if f is not None}
+    return out
 
 
 def run_build(
@@ -174,16 +200,17 @@ def run_build(
         pass_job = _dataset_job(plan, cache, model)
         if pass_job is not None:
             samples = min(pass_job.spec.samples, len(plan.dataset.dataset)) * plan.dataset.passes
-            outcomes += execute(
-                [pass_job], backend, registry, sink, progress, "dataset examples", samples
-            )
+            stage = pass_stage(plan.dataset)
+            outcomes += execute([pass_job], backend, registry, sink, progress, stage, samples)
         outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
     failed = [o for o in outcomes if o.error]
     entries = {key: cache.get(key) for task in plan.tasks for key in task.keys}
-    findings = _findings(plan, cache)
-    manifest = make_manifest(plan, entries, failed, findings)
-    images = {key: entry.png for key, entry in entries.items() if entry}
+    findings, analyses = _findings(plan, cache), _analysis_findings(plan, cache)
+    manifest = make_manifest(plan, entries, failed, findings, analyses)
+    images: dict[str, Path | bytes] = {key: entry.png for key, entry in entries.items() if entry}
     images.update(example_files(findings))
+    concepts = concept_findings(analyses)
+    images.update(masked_examples(plan, concepts, findings, example_file_key))
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
     computed = sum(o.images for o in outcomes if not o.error)
     return BuildResult(plan, computed, failed, index, manifest)

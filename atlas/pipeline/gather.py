@@ -6,10 +6,13 @@ import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..datasets.concepts import UnitConcepts
 from ..models.sources.common import is_random_init
 from ..site import slugify
 from ..store.cache import Entry
+from ..store.findings import Finding
 from .jobs import Outcome
+from .labelling import concept_findings, concepts_record, layer_concepts
 from .plan import Plan, Unit
 
 
@@ -92,6 +95,7 @@ def _unit_record(
     entries: Mapping[str, Entry | None],
     errors: dict,
     found: dict | None = None,
+    labelled: UnitConcepts | None = None,
 ) -> dict:
     """Return one unit's manifest record: picture, negative, diversity set and examples."""
     entry = entries.get(unit.key)
@@ -130,6 +134,8 @@ def _unit_record(
         "diversity": diversity,
         "predicted_share": meta.get("predicted_share"),
         **_data_record(unit, slug, found, meta.get("objective_final")),
+        "concepts": labelled.concepts if labelled else [],
+        "concept": labelled.concept if labelled else None,
     }
 
 
@@ -162,21 +168,38 @@ def make_manifest(
     entries: Mapping[str, Entry | None],
     failed: Sequence[Outcome],
     examples: Mapping[str, dict] | None = None,
+    analyses: Mapping[str, Mapping[str, Finding]] | None = None,
 ) -> dict:
     """Gather everything the site shows, as plain data with relative paths."""
     examples = examples or {}
+    concepts = concept_findings(analyses or {})
+    labelled = layer_concepts(plan, concepts, examples)
     errors = {o.key: o.error for o in failed}
     taken: set[str] = {"pictures"}
     layers = []
     for layer in plan.layers:
         slug = slugify(layer.name, taken)
+        per_unit, summary = labelled.get(layer.name, ([], None))
         units = [
-            _unit_record(unit, slug, entries, errors, examples.get(layer.name))
+            _unit_record(
+                unit,
+                slug,
+                entries,
+                errors,
+                examples.get(layer.name),
+                per_unit[unit.channel] if unit.channel < len(per_unit) else None,
+            )
             for unit in plan.units
             if unit.layer == layer.name
         ]
         layers.append(
-            {**layer.as_dict(), "slug": slug, "page": f"layers/{slug}.html", "units": units}
+            {
+                **layer.as_dict(),
+                "slug": slug,
+                "page": f"layers/{slug}.html",
+                "summary": summary,
+                "units": units,
+            }
         )
     recipe, adapter = plan.recipe, plan.adapter
     return {
@@ -199,6 +222,7 @@ def make_manifest(
         "layers": layers,
         "pictures": _picture_records(plan, entries, errors),
         "dataset": _dataset_record(plan, examples),
+        "concepts": concepts_record(plan, concepts),
     }
 
 

@@ -3,11 +3,14 @@ composed pictures, and every optimisation task with its canonical spec and cache
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..contracts import Dataset
 from ..datasets.analyses import AnalysisSpec, make, passes, wanted
+from ..datasets.examples import sample_order
+from ..datasets.labels import Labels, probe
 from ..engine.objectives import Diversity, Objective
 from ..models.adapter import ModelAdapter
 from ..models.layers import LayerInfo
@@ -91,8 +94,12 @@ class AnalysisPlan:
 
     def summary(self) -> dict:
         """Return plain data for ``--dry-run --json``."""
+        analysis = make(self.spec)
         return {
             **self.spec.as_dict(),
+            "describe": analysis.describe(),
+            "passes": analysis.passes,
+            "pass_names": list(analysis.pass_names),
             "layers_cached": sorted(self.cached),
             "layers_to_compute": list(self.missing),
             "cached": not self.missing,
@@ -109,6 +116,7 @@ class DatasetPlan:
     keys: dict[str, str] = field(default_factory=dict)  # layer -> key
     cached: set[str] = field(default_factory=set)  # layers whose findings are stored
     analyses: list[AnalysisPlan] = field(default_factory=list)
+    labels: Labels = field(default_factory=Labels)
 
     @property
     def missing(self) -> list[str]:
@@ -355,7 +363,16 @@ def plan_dataset(
         channels=adapter.input.channels,
         **dict(spec.options),
     )
-    planned = DatasetPlan(spec, dataset, dataset.identity())
+    labels = probe(dataset, sample_order(dataset, spec.samples, spec.seed))
+    identity = dataset.identity()
+    if labels.classes:  # class names are part of what the data set is
+        identity = {**identity, "classes": list(labels.classes)}
+    if spec.concepts.asked and labels.kind is None:
+        sys.stderr.write(
+            f"note: {recipe.where}: [dataset] asks for concepts, but {spec.source} gives no "
+            "labels with its images; the atlas is built without concepts\n"
+        )
+    planned = DatasetPlan(spec, dataset, identity, labels=labels)
     store = FindingsStore(cache.root)
     for layer in layers:
         key = findings_key(
@@ -365,7 +382,8 @@ def plan_dataset(
         if store.get(key) is not None:
             planned.cached.add(layer.name)
     planned.analyses = [
-        _plan_analysis(spec, adapter, planned, layers, cache) for spec in wanted(spec)
+        _plan_analysis(analysis, adapter, planned, layers, cache)
+        for analysis in wanted(spec, labels)
     ]
     return planned
 

@@ -17,6 +17,7 @@ from .settings import (
     LR_SCHEDULES,
     OPTIMIZER_NAMES,
     PRECISION_NAMES,
+    ConceptSettings,
     CropSettings,
     DatasetSpec,
     RenderSettings,
@@ -45,6 +46,10 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "top_k": (int,),
         "seed": (int,),
         "options": (dict,),
+        "concepts": (bool,),
+        "detector_iou": (float, int),
+        "detector_selectivity": (float, int),
+        "detector_share": (float, int),
     },
     "model": {"source": (str,), "weights": (str,), "options": (dict,)},
     "render": {
@@ -86,6 +91,12 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "max_channels": (int,),
     },
     "output": {"dir": (str,)},
+}
+# [dataset] keys that decide when a unit is a detector, with their allowed ranges
+CONCEPT_THRESHOLDS = {
+    "detector_iou": (0.0, 1.0),
+    "detector_selectivity": (0.0, 1.0),
+    "detector_share": (0.0, 1.0),
 }
 # Render keys that say what to make for each unit, not how to optimise one picture.
 UNIT_KEYS = ("objective", "seed", "negative", "diversity", "diversity_weight")
@@ -338,6 +349,23 @@ def _dataset(data: dict | None, where: str) -> DatasetSpec | None:
         data.get("top_k", 9),
         data.get("seed", 0),
         tuple(sorted(options.items())),
+        _concepts(data, where),
+    )
+
+
+def _concepts(data: dict, where: str) -> ConceptSettings:
+    """Read the ``[dataset]`` keys that say how units are labelled with concepts."""
+    keys = ("concepts", *CONCEPT_THRESHOLDS)
+    for key, (low, high) in CONCEPT_THRESHOLDS.items():
+        if key in data and not low <= data[key] <= high:
+            raise RecipeError(f"{where}: key 'dataset.{key}' must be from {low} to {high}")
+    defaults = ConceptSettings()
+    return ConceptSettings(
+        enabled=data.get("concepts", True),
+        asked=any(key in data for key in keys) and data.get("concepts", True),
+        iou=float(data.get("detector_iou", defaults.iou)),
+        selectivity=float(data.get("detector_selectivity", defaults.selectivity)),
+        share=float(data.get("detector_share", defaults.share)),
     )
 
 

@@ -134,6 +134,26 @@ def options_identity(options: dict) -> dict:
 
 
 @dataclass(frozen=True)
+class ConceptSettings:
+    """Whether to label units with the data set's classes, and when a unit counts as a
+    detector of one. The thresholds are applied when the manifest is made: in no cache key."""
+
+    enabled: bool = True  # concept scores whenever the data set has labels
+    asked: bool = False  # the recipe set a concept key (say so if the data set has no labels)
+    iou: float = 0.04  # NetDissect's SCORE_THRESHOLD, for per-pixel labels
+    selectivity: float = 0.5  # class selectivity index, for a class per image ...
+    share: float = 0.5  # ... and the best class's share of the unit's top examples
+
+    def as_dict(self) -> dict:
+        """Return plain data for the manifest."""
+        return {
+            "detector_iou": self.iou,
+            "detector_selectivity": self.selectivity,
+            "detector_share": self.share,
+        }
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """The recipe's ``[dataset]``: where example images come from and how many to look at."""
 
@@ -142,9 +162,10 @@ class DatasetSpec:
     top_k: int = 9
     seed: int = 0
     options: tuple[tuple[str, object], ...] = ()
+    concepts: ConceptSettings = field(default_factory=ConceptSettings)
 
     def as_dict(self) -> dict:
-        """Return plain data for manifests and cache keys."""
+        """Return plain data for manifests and cache keys (the concept settings are apart)."""
         return {
             "source": self.source,
             "samples": self.samples,

@@ -14,11 +14,12 @@ import jinja2
 from ..errors import AtlasError
 from ..images import thumbnail_png
 from ..store.cache import atomic_write
+from .search import search_files
 
 THUMB_SIZE = 160
 PICTURES_PAGE = "pictures.html"
 STATIC_FILES = ("atlas.css", "atlas.js")
-GENERATED = ("layers", "units", "pictures", "images", "thumbs", "examples", "static")
+GENERATED = ("layers", "units", "pictures", "images", "thumbs", "examples", "static", "search")
 
 
 def slugify(name: str, taken: set[str]) -> str:
@@ -44,6 +45,16 @@ def sparkline(values: Sequence[float], width: int = 240, height: int = 60) -> st
     )
 
 
+def bar_rows(counts: Mapping[str, int], width: int = 240, row: int = 18) -> list[dict]:
+    """Return the rows of a horizontal bar chart of counts (most first): the label, the count,
+    the bar's width in pixels and its top."""
+    top = max(counts.values(), default=0) or 1
+    return [
+        {"label": label, "count": count, "width": round(width * count / top, 1), "y": i * row}
+        for i, (label, count) in enumerate(counts.items())
+    ]
+
+
 def builtin_templates() -> Path:
     """Return the folder of the built-in templates."""
     return Path(str(resources.files("atlas.templates")))
@@ -59,6 +70,7 @@ def environment(template_dirs: Sequence[str | Path] = ()) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["sparkline"] = sparkline
+    env.filters["bars"] = bar_rows
     return env
 
 
@@ -81,13 +93,14 @@ def picture_records(manifest: Mapping) -> Iterator[Mapping]:
     yield from manifest.get("pictures", [])
 
 
-def _copy_images(manifest: Mapping, images: Mapping[str, Path], out: Path) -> None:
-    """Copy each stored picture into the site and write its thumbnail."""
+def _copy_images(manifest: Mapping, images: Mapping[str, Path | bytes], out: Path) -> None:
+    """Copy each stored picture (a file, or bytes made for the site) into the site and
+    write its thumbnail."""
     for record in picture_records(manifest):
         source = images.get(record["key"])
         if source is None or not record.get("image"):
             continue
-        data = Path(source).read_bytes()
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
         atomic_write(out / record["image"], data)
         if record.get("thumb"):
             atomic_write(out / record["thumb"], thumbnail_png(data, THUMB_SIZE))
@@ -125,7 +138,7 @@ def _write_pictures(env: jinja2.Environment, out: Path, manifest: Mapping) -> No
 
 def write_site(
     manifest: Mapping,
-    images: Mapping[str, Path],
+    images: Mapping[str, Path | bytes],
     out: str | Path,
     template_dirs: Sequence[str | Path] = (),
 ) -> Path:
@@ -156,5 +169,7 @@ def write_site(
                 next=units[i + 1] if i + 1 < len(units) else None,
             )
     _write_pictures(env, out, manifest)
+    for rel, script in search_files(manifest).items():
+        atomic_write(out / rel, script.encode("utf-8"))
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=1).encode("utf-8"))
     return out / "index.html"

@@ -65,7 +65,9 @@ VAL_SIZE = 100_000
 
 
 class ShapesVal:
-    """Generated validation images: image i is drawn from its own seed, with its labels."""
+    """Generated validation images: image i is drawn from its own seed, with its label map."""
+
+    classes = CLASSES  # the names of the label values
 
     def __len__(self) -> int:
         return VAL_SIZE
