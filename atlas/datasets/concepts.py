@@ -82,26 +82,29 @@ class _PixelState:
                     self.wanted.setdefault(int(self.top.indices[c, rank]), []).append((c, rank))
 
     def _count(self, act: torch.Tensor, indices: np.ndarray, maps: torch.Tensor) -> None:
-        """Add one chunk of images to the counts."""
-        up = F.interpolate(act.float(), size=maps.shape[-2:], mode="bilinear", align_corners=False)
-        on = up > self.thresholds.to(act.device).view(1, -1, 1, 1)  # NetDissect's strict >
+        """Add one chunk of images to the counts: the masks as a (units, pixels) matrix of
+        0 and 1 times a (pixels, labels) one-hot matrix (plus a column of valid pixels)."""
+        units = act.float().contiguous(memory_format=torch.channels_last)  # pixels, then units
+        on = F.interpolate(units, size=maps.shape[-2:], mode="bilinear", align_corners=False)
+        on.gt_(self.thresholds.to(act.device).view(1, -1, 1, 1))  # NetDissect's strict >
         for i, index in enumerate(indices):
             for c, rank in self.wanted.get(int(index), ()):
-                self.masks[c, rank] = on[i, c].cpu().numpy()
-        valid = (maps >= 0) & (maps != VOID)
-        on &= valid[:, None]
-        self.mask_pixels += on.sum((0, 2, 3)).cpu().numpy()
-        present = torch.unique(maps[valid])
-        if not len(present):
-            return
-        if int(present.max()) >= MAX_LABEL:
+                self.masks[c, rank] = on[i, c].cpu().numpy() > 0
+        flat = maps.reshape(-1)
+        valid = (flat >= 0) & (flat != VOID)
+        present = torch.unique(flat[valid])
+        if len(present) and int(present.max()) >= MAX_LABEL:
             raise ValueError(f"label value {int(present.max())} is too large for a class")
-        self._grow(int(present.max()) + 1)
-        onehot = (maps.flatten(1)[..., None] == present).float()  # (B, P, K present)
-        both = torch.einsum("bcp,bpk->ck", on.flatten(2).float(), onehot)
-        columns = present.cpu().numpy()
-        self.intersection[:, columns] += both.cpu().numpy()
-        self.label_pixels[columns] += onehot.sum((0, 1)).cpu().numpy()
+        columns = torch.cat([(flat[:, None] == present) & valid[:, None], valid[:, None]], 1)
+        pixels = on.permute(0, 2, 3, 1).reshape(-1, on.shape[1])  # (B·H·W, C), no copy
+        counts = (columns.float().T @ pixels).T  # (C, labels present + 1); this way round
+        # a skinny product runs at memory speed (the other is ten times slower on CPU)
+        self.mask_pixels += counts[:, -1].cpu().numpy()
+        if len(present):
+            self._grow(int(present.max()) + 1)
+            where = present.cpu().numpy()
+            self.intersection[:, where] += counts[:, :-1].cpu().numpy()
+            self.label_pixels[where] += columns[:, :-1].sum(0).cpu().numpy()
 
     def _grow(self, classes: int) -> None:
         """Make room for label values below classes."""

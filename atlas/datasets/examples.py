@@ -117,11 +117,16 @@ def run_pass(
     states: dict[str, _LayerState] = {}
     skipped: list[int] = []
     passes = max([1, *(a.passes for a, _ in analyses)])
+    kept: list | None = [] if passes > 1 and _small(order, adapter) else None
     with Probe(adapter, watched) as probe, torch.no_grad():
         for pass_index in range(passes):
             reading = [(a, names) for a, names in analyses if a.passes > pass_index]
             batches = _batches(dataset, order, adapter, batch_size, [] if pass_index else skipped)
+            if pass_index and kept is not None:
+                batches = kept  # read once, kept for the other passes
             for indices, images, labels in batches:
+                if pass_index == 0 and kept is not None:
+                    kept.append((indices, images, labels))
                 x = adapter.input.normalize(torch.from_numpy(images).to(device))
                 acts = {name: act.float() for name, act in probe(x).items()}
                 if pass_index == 0:
@@ -130,6 +135,15 @@ def run_pass(
                 if progress:
                     progress(len(indices))
     return {name: state.result() for name, state in states.items()}, skipped
+
+
+KEEP_BYTES = 256 << 20  # prepared images up to this size are kept between passes
+
+
+def _small(order: np.ndarray, adapter: ModelAdapter) -> bool:
+    """Return True if the prepared samples fit in KEEP_BYTES (then they are read once)."""
+    h, w = adapter.input.size
+    return len(order) * adapter.input.channels * h * w * 4 <= KEEP_BYTES
 
 
 def _update_states(states, acts, layers, indices, top_k: int, samples: int) -> None:

@@ -71,13 +71,16 @@ class RunningTail:
         self.count = 0
 
     def update(self, values: torch.Tensor) -> None:
-        """Merge (C, N) values (every position of a batch, per channel)."""
+        """Merge (C, N) values (every position of a batch, per channel): the batch's own top
+        values first, then those with the kept ones."""
         values = values.detach().float().cpu()
         self.count += values.shape[1]
-        rows = max(1, self.CHUNK // max(1, values.shape[1] + self.values.shape[1]))
+        rows = max(1, self.CHUNK // max(1, values.shape[1]))
         merged = []
         for start in range(0, values.shape[0], rows):
-            both = torch.cat([self.values[start : start + rows], values[start : start + rows]], 1)
+            batch = values[start : start + rows]
+            best = torch.topk(batch, min(self.size, batch.shape[1]), dim=1, sorted=False).values
+            both = torch.cat([self.values[start : start + rows], best], 1)
             keep = min(self.size, both.shape[1])
             merged.append(torch.topk(both, keep, dim=1, sorted=True).values)
         self.values = torch.cat(merged, 0)
