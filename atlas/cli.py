@@ -190,8 +190,11 @@ def _print_plan(summary: dict, as_json: bool) -> None:
         )
         for analysis in dataset["analyses"]:
             todo = ", ".join(analysis["layers_to_compute"])
+            passes = analysis["pass_names"] if analysis["passes"] > 1 else []
             click.echo(
-                f"  analysis {analysis['name']}: "
+                f"  analysis {analysis['describe']}"
+                + (f" ({len(passes)} passes: {', '.join(passes)})" if passes else "")
+                + ": "
                 + ("cached" if analysis["cached"] else f"to compute for {todo}")
             )
         if dataset["passes"] > 1:
