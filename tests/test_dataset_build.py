@@ -125,6 +125,25 @@ def test_a_torchvision_dataset_on_disk_is_read(tmp_path, monkeypatch):
     data = registry.load_dataset("torchvision/CIFAR10", root=str(tmp_path), train=False)
     image, label = data[2]
     assert image.shape == (32, 32, 3) and label == 1 and len(data) == 5
+    assert data.classes == ("x",) * 10
+
+
+def test_voc_segmentation_on_disk_gives_label_maps_with_void_and_class_names(tmp_path):
+    from PIL import Image
+
+    base = tmp_path / "VOCdevkit" / "VOC2012"
+    for folder in ("ImageSets/Segmentation", "JPEGImages", "SegmentationClass"):
+        (base / folder).mkdir(parents=True)
+    (base / "ImageSets/Segmentation/train.txt").write_text("a\nb\n")
+    for name in ("a", "b"):
+        Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(base / f"JPEGImages/{name}.jpg")
+        labels = np.zeros((20, 30), np.uint8)
+        labels[5:15, 5:15], labels[0] = 12, 255  # a dog, and a void border
+        Image.fromarray(labels, mode="P").save(base / f"SegmentationClass/{name}.png")
+    data = load_registry().load_dataset("torchvision/VOCSegmentation", root=str(tmp_path))
+    image, labels = data[1]
+    assert image.shape == (20, 30, 3) and labels.shape == (20, 30)
+    assert set(np.unique(labels)) == {0, 12, 255} and data.classes[12] == "dog"
 
 
 def test_the_demo_classes_top_examples_lie_on_their_class():

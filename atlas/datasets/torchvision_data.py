@@ -31,6 +31,8 @@ class TorchvisionDataset:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray | None, object]:
         image, label = self.data[index]
+        if hasattr(label, "getbands"):  # a PIL label map (VOC, Cityscapes): its class values
+            label = np.asarray(label).astype(np.int64)
         return np.asarray(image), label
 
     def identity(self) -> dict:
