@@ -139,7 +139,9 @@ def test_voc_segmentation_on_disk_gives_label_maps_with_void_and_class_names(tmp
         Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(base / f"JPEGImages/{name}.jpg")
         labels = np.zeros((20, 30), np.uint8)
         labels[5:15, 5:15], labels[0] = 12, 255  # a dog, and a void border
-        Image.fromarray(labels, mode="P").save(base / f"SegmentationClass/{name}.png")
+        indexed = Image.fromarray(labels)
+        indexed.putpalette(list(range(256)) * 3)  # a palette PNG, as VOC ships them
+        indexed.save(base / f"SegmentationClass/{name}.png")
     data = load_registry().load_dataset("torchvision/VOCSegmentation", root=str(tmp_path))
     image, labels = data[1]
     assert image.shape == (20, 30, 3) and labels.shape == (20, 30)
