@@ -1,53 +1,177 @@
 // The atlas's scripts; they work from file:// with no server, and under any sub-path.
 "use strict";
 
-// A layer's grid: filter by text and concept, sort, show each unit's top example.
+// Pictures that share a file (thumbnail sheets, example strips) are CSS sprites whose file
+// is set when they come into view, so a page loads only the sheets on screen.
+const atlasRoot = document.body.dataset.root || "";
+const atlasSprites = (function () {
+  const show = (el) => {
+    el.style.backgroundImage = 'url("' + atlasRoot + el.dataset.src + '")';
+    el.removeAttribute("data-src");
+  };
+  const observer = "IntersectionObserver" in window
+    ? new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) { show(entry.target); observer.unobserve(entry.target); }
+      }
+    }, { rootMargin: "300px" })
+    : null;
+  const watch = (scope) => {
+    for (const el of scope.querySelectorAll(".sprite[data-src]")) {
+      if (observer) observer.observe(el); else show(el);
+    }
+  };
+  watch(document);
+  return { watch };
+})();
+
+// A sprite element for [file, x, y, w, h, file w, file h] (as the templates' sprite macro).
+function atlasSprite(record, label, className) {
+  const [src, x, y, w, h, width, height] = record;
+  const el = document.createElement("span");
+  el.className = "sprite " + className;
+  el.setAttribute("role", "img");
+  el.setAttribute("aria-label", label);
+  el.dataset.src = src;
+  const g = (v) => Number(v.toPrecision(4));
+  el.style.backgroundSize = g(width / w * 100) + "% " + g(height / h * 100) + "%";
+  el.style.backgroundPosition = (width > w ? g(x / (width - w) * 100) : 0) + "% "
+    + (height > h ? g(y / (height - h) * 100) : 0) + "%";
+  el.style.aspectRatio = w + "/" + h;
+  return el;
+}
+
+// A layer's grid: its first units are in the page; the rest come from chunk scripts,
+// loaded when the reader scrolls past them or filters or sorts (over every unit).
 (function () {
   const grid = document.getElementById("grid");
   if (!grid) return;
+  const PAGE = 120;
   const filter = document.getElementById("filter");
   const concept = document.getElementById("concept");
   const sort = document.getElementById("sort");
   const count = document.getElementById("count");
-  const units = Array.from(grid.querySelectorAll(".unit"));
+  const more = document.getElementById("more");
+  const toggle = document.getElementById("examples-toggle");
+  const layer = (document.querySelector("h1 code") || {}).textContent || "";
+  const total = parseInt(grid.dataset.count, 10);
+  const chunks = JSON.parse(grid.dataset.chunks || "[]");
+  let rows = null;  // every unit's record, once the chunks are loaded
+  let view = null;  // the records shown, filtered and sorted
+  let loading = null;
 
-  function applyFilter() {
+  window.atlasLayer = { parts: [], units(i, part) { this.parts[i] = part; } };
+
+  function load() {
+    if (!loading) {
+      loading = Promise.all(chunks.map((path) => new Promise((resolve) => {
+        const script = document.createElement("script");
+        script.src = atlasRoot + path;
+        script.onload = script.onerror = resolve;
+        document.head.appendChild(script);
+      }))).then(() => { rows = [].concat(...window.atlasLayer.parts.filter(Boolean)); });
+    }
+    return loading;
+  }
+
+  function card(row) {
+    const a = document.createElement("a");
+    a.className = "unit" + (row.e ? " failed" : "");
+    a.href = atlasRoot + row.p;
+    a.dataset.channel = row.c; a.dataset.label = row.l; a.dataset.concept = row.k;
+    a.dataset.objective = row.o === null ? "" : row.o;
+    a.dataset.ratio = row.r === null ? "" : row.r;
+    if (row.t) {
+      a.appendChild(atlasSprite(row.t, layer + " channel " + row.c + (row.l ? " (" + row.l + ")" : ""), "thumb"));
+    } else {
+      const missing = document.createElement("span");
+      missing.className = "missing"; missing.textContent = "failed";
+      a.appendChild(missing);
+    }
+    if (row.x) {
+      const top = atlasSprite(row.x, "top dataset example of channel " + row.c, "top-example");
+      top.hidden = !(toggle && toggle.checked);
+      a.appendChild(top);
+    }
+    const caption = document.createElement("span");
+    caption.className = "caption";
+    caption.textContent = row.c + (row.l ? " · " + row.l : "");
+    if (row.r !== null) {
+      const ratio = document.createElement("span");
+      ratio.className = "ratio"; ratio.textContent = row.r.toFixed(2) + "×";
+      caption.append(" ", ratio);
+    }
+    a.appendChild(caption);
+    if (row.k) {
+      const c = document.createElement("span");
+      c.className = "concept"; c.textContent = row.k;
+      a.appendChild(c);
+    }
+    return a;
+  }
+
+  function matches(row) {
     const query = filter.value.trim().toLowerCase();
     const wanted = concept ? concept.value : "";
-    let shown = 0;
-    for (const unit of units) {
-      // a number finds that channel; any other text searches numbers, labels and concepts
-      const d = unit.dataset;
-      const text = (d.channel + " " + d.label + " " + d.concept).toLowerCase();
-      const match = (!query || (/^\d+$/.test(query) ? d.channel === query : text.includes(query)))
-        && (!wanted || (wanted === "-" ? !d.concept : d.concept === wanted));
-      unit.hidden = !match;
-      if (match) shown += 1;
-    }
-    count.textContent = shown + " of " + units.length + " channels";
+    // a number finds that channel; any other text searches numbers, labels and concepts
+    const text = (row.c + " " + row.l + " " + row.k).toLowerCase();
+    return (!query || (/^\d+$/.test(query) ? String(row.c) === query : text.includes(query)))
+      && (!wanted || (wanted === "-" ? !row.k : row.k === wanted));
   }
 
-  function applySort() {
+  function order(list) {
     const key = sort.value;
-    const number = (text) => { const v = parseFloat(text); return Number.isFinite(v) ? v : -Infinity; };
-    const value = (u) => key === "objective" ? -number(u.dataset.objective)
-                       : key === "ratio" ? -number(u.dataset.ratio)
-                       : parseInt(u.dataset.channel, 10);
-    units.slice().sort((a, b) => value(a) - value(b)).forEach((u) => grid.appendChild(u));
+    const number = (v) => (v === null || !Number.isFinite(v) ? -Infinity : v);
+    const value = (r) => key === "objective" ? -number(r.o) : key === "ratio" ? -number(r.r) : r.c;
+    return list.slice().sort((a, b) => value(a) - value(b) || a.c - b.c);
   }
 
-  const toggle = document.getElementById("examples-toggle");
+  function status() {
+    const shown = view ? view.length : total;
+    count.textContent = shown + " of " + total + " channels";
+    const left = (view ? view.length : total) - grid.children.length;
+    more.textContent = left > 0 ? left + " more units below" : "";
+  }
+
+  function append() {
+    const start = grid.children.length;
+    const part = view.slice(start, start + PAGE).map(card);
+    grid.append(...part);
+    atlasSprites.watch(grid);
+    status();
+  }
+
+  async function refresh() {
+    grid.dataset.busy = "1";
+    await load();
+    view = order(rows.filter(matches));
+    grid.replaceChildren();
+    append();
+    grid.dataset.busy = "0";
+  }
+
+  async function next() {
+    if (grid.children.length >= (view ? view.length : total)) return;
+    if (!view) { await load(); view = order(rows.filter(matches)); }
+    append();
+  }
+
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) next();
+    }, { rootMargin: "600px" }).observe(more);
+  }
   if (toggle) {
     toggle.addEventListener("change", () => {
-      for (const img of grid.querySelectorAll(".top-example")) img.hidden = !toggle.checked;
+      for (const el of grid.querySelectorAll(".top-example")) el.hidden = !toggle.checked;
       grid.classList.toggle("with-examples", toggle.checked);
     });
   }
-
-  filter.addEventListener("input", applyFilter);
-  if (concept) concept.addEventListener("change", applyFilter);
-  sort.addEventListener("change", applySort);
-  applyFilter();
+  filter.addEventListener("input", refresh);
+  if (concept) concept.addEventListener("change", refresh);
+  sort.addEventListener("change", refresh);
+  window.atlasLayer.ready = () => load().then(() => rows.length);
+  status();
 })();
 
 // Search across every layer: the index is plain scripts under search/, loaded on the first
@@ -57,7 +181,7 @@
   const box = document.getElementById("search");
   const list = document.getElementById("search-results");
   if (!box || !list) return;
-  const root = document.body.dataset.root || "";
+  const root = atlasRoot;
   const LIMIT = 20;
   const loaded = {};  // script path -> promise
   let index = null;
@@ -135,12 +259,7 @@
     const li = document.createElement("li");
     const a = document.createElement("a");
     a.href = root + href;
-    if (thumb) {
-      const img = document.createElement("img");
-      img.src = root + thumb; img.width = 40; img.height = 40; img.alt = "";
-      img.onerror = () => img.remove();
-      a.appendChild(img);
-    }
+    if (thumb) a.appendChild(atlasSprite(thumb, "", "thumb"));
     const text = document.createElement("span");
     text.textContent = title;
     a.appendChild(text);
@@ -174,7 +293,7 @@
     for (const [l, c] of result.units) {
       const row = (blocks[l + "-" + Math.floor(c / index.block)] || [])[c % index.block];
       if (!row) continue;
-      const [channel, page, thumb, label, concept] = row;
+      const [channel, page, label, concept, thumb] = row;
       const title = index.layers[l].name + " " + channel + (label ? " · " + label : "");
       items.push(item(page, thumb, title, concept ? "detects " + concept : ""));
     }
@@ -186,6 +305,7 @@
     }
     list.replaceChildren(...items);
     list.hidden = false;
+    atlasSprites.watch(list);
   }
 
   box.addEventListener("input", search);

@@ -37,7 +37,7 @@ def test_manifest_lists_every_picture_with_its_fields(every_table):
         }
         assert picture["error"] is None and isinstance(picture["objective_final"], float)
         assert (site / picture["page"]).exists() and (site / picture["image"]).exists()
-        assert (site / picture["thumb"]).exists()
+        assert (site / picture["thumb"]["image"]).exists()
     assert broken_links(site) == []
 
 
@@ -47,12 +47,12 @@ def test_every_unit_has_its_negative_and_diversity_set(every_table):
     assert len(units) == TINY_PICTURES
     for unit in units:
         negative = unit["negative"]
-        assert set(negative) >= {"image", "thumb", "objective_final"}
+        assert set(negative) >= {"image", "size", "objective_final"}
         if unit["label"] in LABELS[:2]:  # 6 steps move these two logits well apart
             assert negative["objective_final"] < unit["curve"][0] - 0.1
         assert len(unit["diversity"]) == 2
         for picture in [negative, *unit["diversity"]]:
-            assert (site / picture["image"]).exists() and (site / picture["thumb"]).exists()
+            assert (site / picture["image"]).exists()
         page = (site / unit["page"]).read_text()
         assert "Negative" in page and "Diversity set" in page
         assert page.count('class="picture"') == 1 + 1 + 2

@@ -57,9 +57,32 @@ def page():
         browser.close()
 
 
+SPRITE_WIDTHS = """async () => {
+  for (let y = 0; y <= document.body.scrollHeight; y += 300) {
+    window.scrollTo(0, y);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  const width = (url) => new Promise((r) => {
+    const i = new Image(); i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); i.src = url;
+  });
+  const shown = [...document.querySelectorAll(".sprite")].filter((s) => s.offsetParent !== null);
+  return Promise.all(shown.map((s) => {
+    const url = /url\\("(.*)"\\)/.exec(s.style.backgroundImage);
+    return url ? width(url[1]) : 0;
+  }));
+}"""
+
+
 def loaded_images(page) -> list[int]:
+    """Return the width of every visible picture's file (0: not loaded), sprites drawn."""
+    widths = page.evaluate(SPRITE_WIDTHS)
     script = "imgs => imgs.filter(i => !i.hidden).map(i => i.complete ? i.naturalWidth : 0)"
-    return page.eval_on_selector_all("img", script)
+    return widths + page.eval_on_selector_all("img", script)
+
+
+def settled(page) -> None:
+    """Wait until the layer grid has drawn what its last filter or sort asked for."""
+    page.wait_for_function("document.getElementById('grid').dataset.busy !== '1'")
 
 
 def test_browse_from_index_to_unit(site, page):
@@ -71,10 +94,12 @@ def test_browse_from_index_to_unit(site, page):
     assert all(width > 0 for width in loaded_images(page))
     page.goto((site / "layers" / "enc1.html").as_uri())
     page.fill("#filter", "13")  # a number is that channel, not 1, 3 and 13
+    settled(page)
     shown = page.eval_on_selector_all(".unit", "us => us.filter(u => !u.hidden).length")
     assert shown == 1 and page.inner_text("#count") == "1 of 16 channels"
     page.goto((site / "layers" / "output.html").as_uri())
     page.fill("#filter", "circle")
+    settled(page)
     visible = page.eval_on_selector_all(".unit", "us => us.filter(u => !u.hidden).length")
     assert visible == 1
     assert page.inner_text("#count") == "1 of 7 channels"
@@ -92,6 +117,7 @@ def test_sort_by_objective_reorders_the_grid(site, page):
     script = "us => us.map(u => parseFloat(u.dataset.objective))"
     before = page.eval_on_selector_all(".unit", script)
     page.select_option("#sort", "objective")
+    settled(page)
     values = page.eval_on_selector_all(".unit", script)
     assert all(math.isfinite(v) for v in values) and len(set(values)) == len(values)
     assert values == sorted(values, reverse=True) and values != before
@@ -99,7 +125,7 @@ def test_sort_by_objective_reorders_the_grid(site, page):
 
 def test_composed_pictures_and_negatives_are_shown(site, page):
     page.goto((site / "index.html").as_uri())
-    page.click("text=Composed pictures")
+    page.click('h2 a:has-text("Composed pictures")')
     assert page.url.endswith("/pictures.html")
     page.wait_for_load_state("load")
     assert all(width > 0 for width in loaded_images(page))
@@ -121,8 +147,10 @@ def test_unit_page_shows_examples_and_labels_as_text(site, page):
     page.wait_for_load_state("load")
     assert page.inner_text("h1").endswith(LABELS[6])
     assert page.evaluate("window.pwned") is None
-    widths = page.eval_on_selector_all("img.example", "is => is.map(i => i.naturalWidth)")
-    assert widths == [64, 64, 64]  # the output's examples: whole images at the model's 64 px
+    widths = page.evaluate(SPRITE_WIDTHS)
+    assert widths == [64 * 3] * 3  # the output's examples: whole 64 px images, in one strip
+    ratios = page.eval_on_selector_all(".example", "es => es.map(e => e.style.aspectRatio)")
+    assert ratios == ["64 / 64"] * 3
     assert "Reached / dataset max" in page.inner_text(".facts")
     assert "% of the picture's pixels" in page.inner_text(".share")
     assert page.locator("svg.curve text").count() >= 4  # axes labelled
@@ -145,6 +173,7 @@ def test_layer_page_over_http_sorts_by_ratio_and_shows_top_examples(site, server
     page.click('a.layer-link:has-text("enc1")')
     assert page.url == server + "layers/enc1.html"
     page.select_option("#sort", "ratio")
+    settled(page)
     ratios = page.eval_on_selector_all(".unit", "us => us.map(u => parseFloat(u.dataset.ratio))")
     manifest = json.loads((site / "manifest.json").read_text())
     expected = [u["reached_over_max"] for u in manifest["layers"][0]["units"]]
@@ -154,9 +183,7 @@ def test_layer_page_over_http_sorts_by_ratio_and_shows_top_examples(site, server
     page.check("#examples-toggle")
     loaded = "document.querySelectorAll('.top-example:not([hidden])').length"
     assert page.evaluate(loaded) == 16
-    page.wait_for_function(
-        "[...document.querySelectorAll('.top-example')].every(i => i.complete && i.naturalWidth)"
-    )
+    assert all(width > 0 for width in page.evaluate(SPRITE_WIDTHS))
 
 
 def search(page, query: str) -> list[str]:
@@ -198,18 +225,20 @@ def test_concept_bar_chart_filter_and_dimmed_examples_render(site, page):
     assert "6 of 7 units are detectors of 6 concepts" in page.inner_text(".concepts")
     assert page.locator("svg.bars rect").count() == 6
     page.select_option("#concept", "triangle")
+    settled(page)
     assert page.inner_text("#count") == "1 of 7 channels"
     page.select_option("#concept", "-")
+    settled(page)
     assert page.inner_text("#count") == "1 of 7 channels"  # background: no concept
     page.goto((site / "units" / "output" / "3.html").as_uri())
     page.wait_for_load_state("load")
     assert "triangle (detector) · IoU" in page.inner_text(".concept-scores")
     grid = page.locator(".examples-grid.masked")
     assert grid.count() == 1
-    background = grid.locator("img").first.evaluate("i => getComputedStyle(i).backgroundColor")
+    background = grid.locator(".example").first.evaluate("e => getComputedStyle(e).backgroundColor")
     assert background == "rgb(0, 0, 0)"  # the alpha mask shows dimmed over black
-    widths = page.eval_on_selector_all(".masked img", "is => is.map(i => i.naturalWidth)")
-    assert widths and all(w == 64 for w in widths)
+    widths = page.evaluate(SPRITE_WIDTHS)
+    assert widths and all(w == 64 * 3 for w in widths)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +275,47 @@ def test_a_concept_with_markup_is_text(segfolder_site, page):
     page.goto((segfolder_site / "units" / "output" / "6.html").as_uri())
     assert "<script>window.pwned = 3</script>checks (detector)" in page.inner_text(".facts")
     assert page.evaluate("window.pwned") is None
+
+
+@pytest.fixture(scope="module")
+def big_site(tmp_path_factory):
+    """A hand-made atlas with one layer of 4,096 units (8 px pictures, two examples each)."""
+    from test_site import manifest, sources
+
+    from atlas.site import update_site
+
+    data = manifest(layers=("wide",), units=4096, size=8)
+    for unit in data["layers"][0]["units"]:
+        unit["label"] = f"class {unit['channel']}"
+        if unit["channel"] % 512 == 7:
+            unit["concept"] = "zigzag"
+    site = tmp_path_factory.mktemp("big") / "site"
+    update_site(data, sources(data), site)
+    return site
+
+
+def test_a_4096_unit_layer_pages_in_and_filters_across_every_unit(big_site, page):
+    received = []
+    page.on("response", lambda r: received.append(len(r.body())))
+    page.goto((big_site / "layers" / "wide.html").as_uri())
+    page.wait_for_load_state("load")
+    assert sum(received) < 1_000_000  # the first screen
+    assert page.locator(".unit").count() == 120
+    assert page.inner_text("#count") == "4096 of 4096 channels"
+    for _ in range(80):  # scroll to the end, as a reader would
+        page.mouse.wheel(0, 20_000)
+        page.wait_for_timeout(50)
+        if page.locator(".unit").count() == 4096:
+            break
+    assert page.locator(".unit").count() == 4096
+    assert page.eval_on_selector(".unit:last-child", "u => u.dataset.channel") == "4095"
+    page.fill("#filter", "4095")
+    settled(page)
+    assert page.eval_on_selector_all(".unit", "us => us.map(u => u.dataset.channel)") == ["4095"]
+    page.fill("#filter", "zigzag")
+    settled(page)
+    assert page.inner_text("#count") == "8 of 4096 channels"
+    page.fill("#filter", "")
+    page.select_option("#sort", "objective")
+    settled(page)
+    assert page.locator(".unit").count() == 120 and "4096 of 4096" in page.inner_text("#count")

@@ -21,12 +21,13 @@ from .checks import check_device, check_per_channel, check_plugin_names, check_p
 from .compose import Context
 from .devices import job_device
 from .estimate import estimate
-from .gather import example_file_key, example_files, make_manifest
+from .gather import make_manifest
 from .jobs import DatasetJob, Job, ModelRef, Outcome
-from .labelling import concept_findings, masked_examples
+from .labelling import concept_findings
 from .plan import DatasetPlan, Plan, make_plan
 from .runner import Progress, cache_sink, execute, make_jobs, memory_limit
 from .settle import settle
+from .sources import example_sources, picture_sources
 
 
 @dataclass
@@ -204,13 +205,12 @@ def run_build(
             outcomes += execute([pass_job], backend, registry, sink, progress, stage, samples)
         outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
     failed = [o for o in outcomes if o.error]
-    entries = {key: cache.get(key) for task in plan.tasks for key in task.keys}
+    keys = [key for task in plan.tasks for key in task.keys]
+    entries = {key: plan.entries.get(key) or cache.get(key) for key in keys}
     findings, analyses = _findings(plan, cache), _analysis_findings(plan, cache)
     manifest = make_manifest(plan, entries, failed, findings, analyses)
-    images: dict[str, Path | bytes] = {key: entry.png for key, entry in entries.items() if entry}
-    images.update(example_files(findings))
-    concepts = concept_findings(analyses)
-    images.update(masked_examples(plan, concepts, findings, example_file_key))
+    images = picture_sources(entries)
+    images.update(example_sources(plan, findings, concept_findings(analyses)))
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
     computed = sum(o.images for o in outcomes if not o.error)
     return BuildResult(plan, computed, failed, index, manifest)

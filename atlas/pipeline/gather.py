@@ -4,54 +4,61 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 from ..datasets.concepts import UnitConcepts
+from ..models.layers import LayerInfo
 from ..models.sources.common import is_random_init
-from ..site import slugify
+from ..site import paths
 from ..store.cache import Entry
 from ..store.findings import Finding
 from .jobs import Outcome
 from .labelling import concept_findings, concepts_record, layer_concepts
 from .plan import Plan, Unit
 
+FORMAT = 2  # the manifest's format: 2 puts thumbnails in sheets and examples in strips
 
-def _picture(entry: Entry | None, image: str, thumb: str) -> dict | None:
-    """Return a picture's record for the manifest, or None if it is not stored."""
+
+def _picture(entry: Entry | None, image: str, size: Sequence[int]) -> dict | None:
+    """Return a picture's record for the manifest (its full-size PNG, of size [h, w]), or
+    None if it is not stored."""
     if entry is None:
         return None
     return {
         "key": entry.key,
         "image": image,
-        "thumb": thumb,
+        "size": list(size),
         "objective_final": entry.meta.get("objective_final"),
     }
 
 
 def example_file_key(layer: str, channel: int, rank: int) -> str:
-    """Return the key under which one dataset example's file travels to the site."""
+    """Return the key under which one dataset example's picture travels to the site."""
     return f"example:{layer}:{channel}:{rank}"
 
 
-def example_files(examples: Mapping[str, dict]) -> dict[str, Path]:
-    """Return every dataset example's crop file by its key."""
-    return {
-        example_file_key(layer, unit["channel"], rank): Path(example["file"])
-        for layer, meta in examples.items()
-        for unit in meta["units"]
-        for rank, example in enumerate(unit["examples"])
-    }
+def crop_size(layer: LayerInfo, found: dict, size: Sequence[int]) -> tuple[int, int]:
+    """Return the size of a layer's example crops: its receptive field inside the input,
+    or the whole input for units with no spatial map."""
+    if len(layer.shape) != 3:
+        return int(size[0]), int(size[1])
+    field = found.get("field", size)
+    return min(int(field[0]), int(size[0])), min(int(field[1]), int(size[1]))
 
 
-def _data_record(unit: Unit, slug: str, found: dict | None, reached: float | None) -> dict:
-    """Return a unit's dataset fields: examples, statistics and reached / dataset max."""
+def _data_record(
+    unit: Unit, slug: str, found: dict | None, reached: float | None, crop: tuple[int, int]
+) -> dict:
+    """Return a unit's dataset fields: examples (in its strip), statistics and reached /
+    dataset max."""
     if found is None:
         return {"examples": [], "dataset": None, "reached_over_max": None}
     mine = found["units"][unit.channel]
+    total = len(mine["examples"])
     examples = [
         {
             "key": example_file_key(unit.layer, unit.channel, rank),
-            "image": f"examples/{slug}/{unit.channel}-{rank}.png",
+            **paths.example(slug, unit.channel, rank, total, crop),
             "value": example["value"],
             "index": example["index"],
         }
@@ -89,51 +96,58 @@ def reached_over_max(reached: float | None, top: float, mean: float) -> tuple[fl
     return None, "max"
 
 
-def _unit_record(
-    unit: Unit,
-    slug: str,
-    entries: Mapping[str, Entry | None],
-    errors: dict,
-    found: dict | None = None,
-    labelled: UnitConcepts | None = None,
-) -> dict:
-    """Return one unit's manifest record: picture, negative, diversity set and examples."""
-    entry = entries.get(unit.key)
-    meta = entry.meta if entry else {}
-    base = f"{slug}/{unit.channel}"
+@dataclass(frozen=True)
+class LayerContext:
+    """What every unit record of one layer shares: where it goes and what it knows."""
+
+    slug: str
+    total: int  # the layer's units, each a cell of its thumbnail sheets
+    entries: Mapping[str, Entry | None]
+    errors: dict
+    found: dict | None  # the layer's dataset findings
+    crop: tuple[int, int]  # the size of its example crops
+
+
+def _variants(unit: Unit, ctx: LayerContext) -> tuple[dict | None, list[dict]]:
+    """Return a unit's negative picture and its diversity set (full-size PNGs)."""
+    size = unit.main.settings.size
     negative = None
     if unit.negative is not None:
-        negative = _picture(
-            entries.get(unit.negative.key),
-            f"images/{base}-negative.png",
-            f"thumbs/{base}-negative.png",
-        )
+        image = paths.full_image(ctx.slug, f"{unit.channel}-negative")
+        negative = _picture(ctx.entries.get(unit.negative.key), image, size)
     if negative and negative["objective_final"] is not None:
         negative["objective_final"] = -negative["objective_final"]  # the unit's own value
     diversity = []
-    if unit.diversity is not None:
-        for i, key in enumerate(unit.diversity.keys):
-            record = _picture(
-                entries.get(key),
-                f"images/{base}-diversity-{i}.png",
-                f"thumbs/{base}-diversity-{i}.png",
-            )
-            if record:
-                diversity.append(record)
+    for i, key in enumerate(unit.diversity.keys if unit.diversity else []):
+        image = paths.full_image(ctx.slug, f"{unit.channel}-diversity-{i}")
+        record = _picture(ctx.entries.get(key), image, size)
+        if record:
+            diversity.append(record)
+    return negative, diversity
+
+
+def _unit_record(unit: Unit, ctx: LayerContext, labelled: UnitConcepts | None) -> dict:
+    """Return one unit's manifest record: picture, negative, diversity set and examples."""
+    entry = ctx.entries.get(unit.key)
+    meta = entry.meta if entry else {}
+    size = unit.main.settings.size
+    image = paths.full_image(ctx.slug, str(unit.channel))
+    negative, diversity = _variants(unit, ctx)
     return {
         "channel": unit.channel,
         "label": unit.label,
         "key": unit.key,
-        "page": f"units/{base}.html",
-        "image": f"images/{base}.png" if entry else None,
-        "thumb": f"thumbs/{base}.png" if entry else None,
+        "page": paths.unit_page(ctx.slug, unit.channel),
+        "image": image if entry else None,
+        "size": list(size),
+        "thumb": paths.thumb(ctx.slug, unit.channel, ctx.total, size, image) if entry else None,
         "objective_final": meta.get("objective_final"),
         "curve": meta.get("curve", []),
-        "error": None if entry else errors.get(unit.key, "not computed"),
+        "error": None if entry else ctx.errors.get(unit.key, "not computed"),
         "negative": negative,
         "diversity": diversity,
         "predicted_share": meta.get("predicted_share"),
-        **_data_record(unit, slug, found, meta.get("objective_final")),
+        **_data_record(unit, ctx.slug, ctx.found, meta.get("objective_final"), ctx.crop),
         "concepts": labelled.concepts if labelled else [],
         "concept": labelled.concept if labelled else None,
     }
@@ -143,18 +157,23 @@ def _picture_records(plan: Plan, entries: Mapping[str, Entry | None], errors: di
     """Return the manifest records of the recipe's composed pictures."""
     taken: set[str] = set()
     records = []
-    for picture in plan.pictures:
-        slug = slugify(picture.name, taken)
+    for i, picture in enumerate(plan.pictures):
+        slug = paths.slugify(picture.name, taken)
         entry = entries.get(picture.task.key)
         meta = entry.meta if entry else {}
+        size = picture.task.settings.size
+        image = paths.full_image(paths.PICTURES, slug)
         records.append(
             {
                 "name": picture.name,
                 "objective": picture.expression,
                 "key": picture.task.key,
-                "page": f"pictures/{slug}.html",
-                "image": f"images/pictures/{slug}.png" if entry else None,
-                "thumb": f"thumbs/pictures/{slug}.png" if entry else None,
+                "page": paths.picture_page(slug),
+                "image": image if entry else None,
+                "size": list(size),
+                "thumb": paths.thumb(paths.PICTURES, i, len(plan.pictures), size, image)
+                if entry
+                else None,
                 "objective_final": meta.get("objective_final"),
                 "curve": meta.get("curve", []),
                 "error": None if entry else errors.get(picture.task.key, "not computed"),
@@ -175,35 +194,33 @@ def make_manifest(
     concepts = concept_findings(analyses or {})
     labelled = layer_concepts(plan, concepts, examples)
     errors = {o.key: o.error for o in failed}
-    taken: set[str] = {"pictures"}
+    taken: set[str] = {paths.PICTURES}
     layers = []
     for layer in plan.layers:
-        slug = slugify(layer.name, taken)
+        slug = paths.slugify(layer.name, taken)
         per_unit, summary = labelled.get(layer.name, ([], None))
+        mine = [unit for unit in plan.units if unit.layer == layer.name]
+        found = examples.get(layer.name)
+        crop = crop_size(layer, found or {}, plan.adapter.input.size)
+        ctx = LayerContext(slug, len(mine), entries, errors, found, crop)
         units = [
             _unit_record(
-                unit,
-                slug,
-                entries,
-                errors,
-                examples.get(layer.name),
-                per_unit[unit.channel] if unit.channel < len(per_unit) else None,
+                unit, ctx, per_unit[unit.channel] if unit.channel < len(per_unit) else None
             )
-            for unit in plan.units
-            if unit.layer == layer.name
+            for unit in mine
         ]
         layers.append(
             {
                 **layer.as_dict(),
                 "slug": slug,
-                "page": f"layers/{slug}.html",
+                "page": paths.layer_page(slug),
                 "summary": summary,
                 "units": units,
             }
         )
     recipe, adapter = plan.recipe, plan.adapter
     return {
-        "format": 1,
+        "format": FORMAT,
         "title": recipe.title or recipe.name,
         "description": recipe.description,
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

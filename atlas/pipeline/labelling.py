@@ -3,15 +3,13 @@ dataset examples drawn as Network Dissection draws them (the unit's mask as alph
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..datasets.concepts import UnitConcepts, layer_summary, unit_concepts, unit_mask
-from ..datasets.examples import crop_box
-from ..models.layers import LayerInfo
+from ..datasets.concepts import UnitConcepts, layer_summary, unit_concepts
 from ..store.findings import Finding
 from .plan import Plan
 
@@ -55,11 +53,6 @@ def concepts_record(plan: Plan, findings: Mapping[str, Finding]) -> dict | None:
     }
 
 
-def _grid(layer: LayerInfo) -> tuple[int, int] | None:
-    """Return the layer's spatial size, if it has one."""
-    return tuple(layer.shape[1:]) if len(layer.shape) == 3 else None
-
-
 def masked_crop(path: str | Path, mask: np.ndarray) -> bytes | None:
     """Return the crop's PNG with alpha 255 inside the mask and DIM outside it."""
     pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -68,32 +61,3 @@ def masked_crop(path: str | Path, mask: np.ndarray) -> bytes | None:
     alpha = np.where(mask, 255, round(255 * DIM)).astype(np.uint8)
     ok, data = cv2.imencode(".png", np.dstack([pixels, alpha]))
     return data.tobytes() if ok else None
-
-
-def masked_examples(
-    plan: Plan,
-    findings: Mapping[str, Finding],
-    examples: Mapping[str, dict],
-    key: Callable[[str, int, int], str],
-) -> dict[str, bytes]:
-    """Return every example crop that has its unit's mask, as PNG bytes with that mask as
-    alpha, by the example's file key (``key(layer, channel, rank)``)."""
-    size = tuple(plan.adapter.input.size)
-    out = {}
-    for layer in plan.layers:
-        finding, found = findings.get(layer.name), examples.get(layer.name)
-        if finding is None or found is None or "masks" not in finding.arrays:
-            continue
-        field = tuple(found.get("field", size))
-        for unit in found["units"]:
-            for rank, example in enumerate(unit["examples"]):
-                mask = unit_mask(
-                    finding.arrays, finding.meta, unit["channel"], rank, example["index"]
-                )
-                if mask is None:
-                    continue
-                top, left, h, w = crop_box(example["position"], _grid(layer), field, size)
-                data = masked_crop(example["file"], mask[top : top + h, left : left + w])
-                if data is not None:
-                    out[key(layer.name, unit["channel"], rank)] = data
-    return out

@@ -16,7 +16,7 @@ from ..models.adapter import ModelAdapter
 from ..models.layers import LayerInfo
 from ..recipe import DatasetSpec, Recipe, RenderSettings
 from ..registry import Registry
-from ..store.cache import Cache, canonical_json, digest
+from ..store.cache import Cache, Entry, canonical_json, digest
 from ..store.findings import AnalysisStore, FindingsStore, analysis_key, findings_key
 from .compose import Context, as_objective, compile_expression
 
@@ -153,6 +153,7 @@ class Plan:
     pictures: list[PlannedPicture] = field(default_factory=list)
     cached: set[str] = field(default_factory=set)  # keys of tasks whose images are all stored
     dataset: DatasetPlan | None = None
+    entries: dict[str, Entry] = field(default_factory=dict, repr=False)  # verified when planned
 
     @property
     def tasks(self) -> list[Task]:
@@ -346,7 +347,9 @@ def make_plan(
             label = labels[c] if c < len(labels) else None
             units.append(_unit(recipe, adapter, registry, layer.name, c, label))
     plan = Plan(recipe, adapter, list(layers), units, _pictures(recipe, adapter, registry, context))
-    plan.cached = {t.key for t in plan.tasks if all(cache.get(k) for k in t.keys)}
+    found = {k: cache.get(k) for t in plan.tasks for k in t.keys}  # each entry verified once
+    plan.entries = {k: entry for k, entry in found.items() if entry is not None}
+    plan.cached = {t.key for t in plan.tasks if all(k in plan.entries for k in t.keys)}
     if recipe.dataset is not None:
         plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry)
     return plan

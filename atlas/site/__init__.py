@@ -1,6 +1,9 @@
-"""The static site: every page path, and the writer that renders pages from a manifest.
-Torch-free: a site can be rendered on a machine without torch."""
+"""The static site: every page path, the shared picture files, and the writer that renders
+pages from a manifest, incrementally. Torch-free: a site can be rendered on a machine
+without torch."""
 
-from .writer import slugify, write_site
+from .files import Source
+from .paths import slugify
+from .writer import Written, update_site, write_site
 
-__all__ = ["slugify", "write_site"]
+__all__ = ["Source", "Written", "slugify", "update_site", "write_site"]

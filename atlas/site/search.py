@@ -53,13 +53,15 @@ def _postings(layers: list[Mapping]) -> dict[str, dict[str, list]]:
 
 
 def _unit_row(unit: Mapping) -> list:
-    """Return what a result shows of a unit: channel, page, thumbnail, label, concept."""
+    """Return what a result shows of a unit: channel, page, label, concept, and its
+    thumbnail as [file, x, y, w, h, file w, file h] (null without one)."""
+    thumb = unit.get("thumb")
     return [
         unit["channel"],
         unit["page"],
-        unit.get("thumb") or "",
         unit.get("label") or "",
         unit.get("concept") or "",
+        [thumb["image"], *thumb["box"], *thumb["size"]] if thumb else None,
     ]
 
 

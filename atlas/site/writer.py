@@ -1,36 +1,35 @@
-"""Write the static HTML atlas from a manifest: no torch needed, relative links only."""
+"""Write the static HTML atlas from a manifest: no torch needed, relative links only.
+
+Incremental, as static-site builders are: every file of the site is known with the digest of
+its inputs (``outputs.py``); a rebuild makes and writes only the files whose inputs changed,
+deletes only files that the previous build wrote and this one does not, leaves everything
+else untouched (mtimes kept, so an rsync-style upload sends only the change), and writes its
+record last (an interrupted build is repaired by the next one)."""
 
 from __future__ import annotations
 
+import datetime
+import functools
+import hashlib
 import json
-import re
+import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
-from importlib import resources
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
 from ..errors import AtlasError
-from ..images import thumbnail_png
-from ..store.cache import atomic_write
-from .search import search_files
+from ..store.cache import canonical_json
+from .files import Source, as_source
+from .outputs import Output, builtin_templates, site_outputs
+from .paths import slugify
+from .record import NAME, Record
 
-THUMB_SIZE = 160
-PICTURES_PAGE = "pictures.html"
-STATIC_FILES = ("atlas.css", "atlas.js")
-GENERATED = ("layers", "units", "pictures", "images", "thumbs", "examples", "static", "search")
-
-
-def slugify(name: str, taken: set[str]) -> str:
-    """Return a file-name-safe slug for a layer name, unique among taken."""
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "layer"
-    slug, n = base, 1
-    while slug in taken:
-        n += 1
-        slug = f"{base}-{n}"
-    taken.add(slug)
-    return slug
+__all__ = ["Written", "environment", "slugify", "sparkline", "write_site"]
+LEGACY = ("layers", "units", "pictures", "images", "thumbs", "examples", "static", "search")
 
 
 def sparkline(values: Sequence[float], width: int = 240, height: int = 60) -> str:
@@ -55,9 +54,19 @@ def bar_rows(counts: Mapping[str, int], width: int = 240, row: int = 18) -> list
     ]
 
 
-def builtin_templates() -> Path:
-    """Return the folder of the built-in templates."""
-    return Path(str(resources.files("atlas.templates")))
+def sprite_style(record: Mapping | None) -> str:
+    """Return the CSS that shows a picture's box of a shared file, scaled to the element
+    (the file itself is set when the element comes into view)."""
+    if not record:
+        return ""
+    x, y, w, h = record["box"]
+    width, height = record["size"]
+    px = x / (width - w) * 100 if width > w else 0
+    py = y / (height - h) * 100 if height > h else 0
+    return (
+        f"background-size:{width / w * 100:.4g}% {height / h * 100:.4g}%;"
+        f"background-position:{px:.4g}% {py:.4g}%;aspect-ratio:{w}/{h}"
+    )
 
 
 def environment(template_dirs: Sequence[str | Path] = ()) -> jinja2.Environment:
@@ -71,105 +80,124 @@ def environment(template_dirs: Sequence[str | Path] = ()) -> jinja2.Environment:
     )
     env.filters["sparkline"] = sparkline
     env.filters["bars"] = bar_rows
+    env.filters["sprite"] = sprite_style
     return env
 
 
-def _write_page(env: jinja2.Environment, template: str, out: Path, rel: str, **context) -> None:
-    """Render one page; rel is the page's path from the site root."""
-    root = "../" * rel.count("/")
-    html = env.get_template(template).render(root=root, **context)
-    atomic_write(out / rel, html.encode("utf-8"))
+@functools.cache
+def _umask() -> int:
+    """Return the process's umask (reading it means setting it; done once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
-def picture_records(manifest: Mapping) -> Iterator[Mapping]:
-    """Yield every record of the manifest that stands for one stored picture."""
-    for layer in manifest["layers"]:
-        for unit in layer["units"]:
-            yield unit
-            if unit.get("negative"):
-                yield unit["negative"]
-            yield from unit.get("diversity", [])
-            yield from unit.get("examples", [])
-    yield from manifest.get("pictures", [])
+def write_file(path: Path, data: bytes) -> None:
+    """Write a site file so a reader sees the old one or the whole new one (no fsync: a
+    site is rebuilt from the cache, and the next build repairs what a crash left)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # readable as any file (mkstemp makes it private)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _copy_images(manifest: Mapping, images: Mapping[str, Path | bytes], out: Path) -> None:
-    """Copy each stored picture (a file, or bytes made for the site) into the site and
-    write its thumbnail."""
-    for record in picture_records(manifest):
-        source = images.get(record["key"])
-        if source is None or not record.get("image"):
-            continue
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        atomic_write(out / record["image"], data)
-        if record.get("thumb"):
-            atomic_write(out / record["thumb"], thumbnail_png(data, THUMB_SIZE))
+def _prepare(out: Path) -> Record:
+    """Return the previous build's record; refuse a folder that holds something else, and
+    clear what a build without records (before format 2) wrote."""
+    record = Record.load(out)
+    if record is not None:
+        return record
+    if out.exists() and any(out.iterdir()):
+        if not (out / "manifest.json").exists():
+            raise AtlasError(
+                f"output folder {out} is not empty and holds no atlas; "
+                "choose another with --out (or output.dir)"
+            )
+        for name in LEGACY:
+            shutil.rmtree(out / name, ignore_errors=True)
+    return Record()
 
 
-def prepare_out_dir(out: Path) -> None:
-    """Empty the folders an earlier atlas wrote in out; refuse a folder that is no atlas."""
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
-        raise AtlasError(
-            f"output folder {out} is not empty and holds no atlas; "
-            "choose another with --out (or output.dir)"
-        )
-    for name in GENERATED:
-        shutil.rmtree(out / name, ignore_errors=True)
+@dataclass
+class Written:
+    """What one write of a site did: files written and deleted (paths in the site)."""
+
+    index: Path
+    written: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
 
-def _write_pictures(env: jinja2.Environment, out: Path, manifest: Mapping) -> None:
-    """Write the page listing the composed pictures and one page per picture."""
-    pictures = manifest.get("pictures", [])
-    if not pictures:
-        return
-    _write_page(env, "pictures.html", out, PICTURES_PAGE, manifest=manifest)
-    for i, picture in enumerate(pictures):
-        _write_page(
-            env,
-            "picture.html",
-            out,
-            picture["page"],
-            manifest=manifest,
-            picture=picture,
-            prev=pictures[i - 1] if i else None,
-            next=pictures[i + 1] if i + 1 < len(pictures) else None,
-        )
+def _manifest_output(manifest: Mapping, previous: Record, changed: bool) -> tuple[Output, str]:
+    """Return manifest.json, dated when the content last changed, and that date."""
+    content = {k: v for k, v in manifest.items() if k != "generated"}
+    digest = hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    moved = changed or previous.files.get("manifest.json") != digest
+    when = (
+        datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        if moved or not previous.changed
+        else previous.changed
+    )
+    data = {**manifest, "generated": when}
+    return Output("manifest.json", digest, lambda: json.dumps(data, indent=1).encode()), when
 
 
 def write_site(
     manifest: Mapping,
-    images: Mapping[str, Path | bytes],
+    images: Mapping[str, Source | Path | str | bytes],
     out: str | Path,
     template_dirs: Sequence[str | Path] = (),
 ) -> Path:
-    """Write index, layer and unit pages, images and manifest.json; return index.html."""
+    """Write what changed of the index, layer and unit pages, pictures, search index and
+    manifest.json; return index.html."""
+    return update_site(manifest, images, out, template_dirs).index
+
+
+def update_site(
+    manifest: Mapping,
+    images: Mapping[str, Source | Path | str | bytes],
+    out: str | Path,
+    template_dirs: Sequence[str | Path] = (),
+) -> Written:
+    """Write the site incrementally; return what was written and deleted."""
     out = Path(out)
-    env = environment(template_dirs)
-    prepare_out_dir(out)
-    _copy_images(manifest, images, out)
-    for name in STATIC_FILES:
-        (out / "static").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(builtin_templates() / name, out / "static" / name)
-    _write_page(
-        env, "index.html", out, "index.html", manifest=manifest, pictures_page=PICTURES_PAGE
-    )
-    for layer in manifest["layers"]:
-        _write_page(env, "layer.html", out, layer["page"], manifest=manifest, layer=layer)
-        units = layer["units"]
-        for i, unit in enumerate(units):
-            _write_page(
-                env,
-                "unit.html",
-                out,
-                unit["page"],
-                manifest=manifest,
-                layer=layer,
-                unit=unit,
-                prev=units[i - 1] if i else None,
-                next=units[i + 1] if i + 1 < len(units) else None,
-            )
-    _write_pictures(env, out, manifest)
-    for rel, script in search_files(manifest).items():
-        atomic_write(out / rel, script.encode("utf-8"))
-    atomic_write(out / "manifest.json", json.dumps(manifest, indent=1).encode("utf-8"))
-    return out / "index.html"
+    previous = _prepare(out)
+    folders = [str(p) for p in template_dirs]
+    sources = {key: as_source(value) for key, value in images.items()}
+    outputs = site_outputs(manifest, sources, environment(folders), folders)
+    stale = [o for o in outputs if _stale(o, previous, out)]
+    last, when = _manifest_output(manifest, previous, bool(stale))
+    if _stale(last, previous, out):
+        stale.append(last)
+    outputs.append(last)
+    done = Written(out / "index.html")
+    for output in stale:
+        write_file(out / output.path, output.make())
+        done.written.append(output.path)
+    current = {o.path: o.digest for o in outputs}
+    for path in sorted(set(previous.files) - set(current)):
+        (out / path).unlink(missing_ok=True)
+        done.deleted.append(path)
+    _remove_empty_folders(out, done.deleted)
+    record = Record(current, when)
+    if record != previous or not (out / NAME).exists():
+        write_file(out / NAME, record.text().encode())
+    return done
+
+
+def _stale(output: Output, previous: Record, out: Path) -> bool:
+    """Return True if an output's inputs changed since the last build, or its file is gone."""
+    return previous.files.get(output.path) != output.digest or not (out / output.path).exists()
+
+
+def _remove_empty_folders(out: Path, deleted: Sequence[str]) -> None:
+    """Remove the folders that deleting files left empty."""
+    for folder in sorted({Path(p).parent for p in deleted}, key=lambda p: -len(p.parts)):
+        while folder != Path(".") and (out / folder).is_dir() and not any((out / folder).iterdir()):
+            (out / folder).rmdir()
+            folder = folder.parent
