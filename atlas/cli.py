@@ -1,4 +1,4 @@
-"""The ``atlas`` command: build, layers, plugins, spectrum, cache."""
+"""The ``atlas`` command: build, layers, plugins, spectrum, cache, serve."""
 
 from __future__ import annotations
 
@@ -363,6 +363,35 @@ def cache_prune(cache_dir, older_than, keep, dry_run) -> None:
         f"{verb} {removed['pictures']} pictures and {removed['examples']} layers of dataset "
         f"examples, {removed['analyses']} analysis findings, {_megabytes(removed['bytes'])}"
     )
+
+
+@cli.command()
+@click.argument("site", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port on 127.0.0.1 (0: any free one).",
+)
+@click.option(
+    "--base",
+    default="/",
+    show_default=True,
+    help="Serve the site under this path, as a host that puts it in a sub-folder.",
+)
+def serve(site, port, base) -> None:
+    """Preview a built atlas in a browser, from a local server on 127.0.0.1."""
+    from .site.serve import make_server, url
+
+    server = make_server(site, port, base)
+    click.echo(f"serving {site} at {url(server, base)} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def main(argv: list[str] | None = None) -> None:

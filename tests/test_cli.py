@@ -140,3 +140,36 @@ def test_a_damaged_entry_is_recomputed_by_the_next_build(tmp_path, write_recipe,
     again = atlas_build(write_recipe(), tmp_path)
     assert again.returncode == 0
     assert f"computed 1 pictures, {TINY_PICTURES - 1} from the cache" in again.stderr
+
+
+def test_serve_previews_a_site_under_a_base_path_and_a_taken_port_is_one_line(every_table):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    command = [sys.executable, "-m", "atlas", "serve", str(every_table.site)]
+    server = subprocess.Popen(
+        [*command, "--port", "0", "--base", "/atlas/tiny"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith(f"serving {every_table.site} at http://127.0.0.1:")
+        url = line.split(" at ")[1].split()[0]
+        assert url.endswith("/atlas/tiny/")
+        with urllib.request.urlopen(url + "layers/output.html") as response:
+            assert response.status == 200 and b"circle" in response.read()
+        with urllib.request.urlopen(url.split("/atlas/")[0] + "/") as response:
+            assert response.url == url  # the root redirects to the base
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(url.split("/atlas/")[0] + "/index.html")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = atlas("serve", str(every_table.site), "--port", str(port))
+    assert result.returncode == 4
+    (message,) = result.stderr.strip().splitlines()
+    assert f"cannot serve on 127.0.0.1:{port}" in message and "--port" in message
