@@ -42,6 +42,7 @@ def build(
     options: dict | None = None,
     dataset: dict | None = None,
     pictures: Sequence[dict] | None = None,
+    connections: dict | None = None,
     **render,
 ) -> BuildResult:
     """Build an atlas from a recipe file, or from a model plus layer names.
@@ -53,8 +54,9 @@ def build(
     keywords are the recipe's ``[render]`` keys, with the values a recipe takes
     (``size=128``, ``transforms=False``, ``regularizers={"tv": 0.05}``, ...); ``dataset`` a
     dict of ``[dataset]`` keys; ``pictures`` a list of ``[[pictures]]`` dicts, whose
-    ``objective`` is an expression string or an Objective. ``progress`` receives each Tick
-    instead of the bars ``show_progress`` draws.
+    ``objective`` is an expression string or an Objective; ``connections`` a dict of
+    ``[connections]`` keys. ``progress`` receives each Tick instead of the bars
+    ``show_progress`` draws.
     """
     if model is None:
         parsed = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
@@ -85,6 +87,8 @@ def build(
         data["model"]["options"] = dict(options)
     if dataset is not None:
         data["dataset"] = dict(dataset)
+    if connections is not None:
+        data["connections"] = dict(connections)
     name = source.replace("/", "-").replace(":", "-")
     parsed = parse_recipe(data, "atlas.build()", name, objectives=_objectives(pictures, data))
     result = _run(parsed, cache_dir, out_dir, adapter, show_progress, progress)

@@ -199,6 +199,13 @@ def _print_plan(summary: dict, as_json: bool) -> None:
             )
         if dataset["passes"] > 1:
             click.echo(f"  the pass reads the images {dataset['passes']} times")
+    connections = summary.get("connections")
+    if connections:
+        pairs = ", ".join(
+            f"{p['from']} -> {p['layer']} ({'cached' if p['cached'] else 'to compute'})"
+            for p in connections["pairs"]
+        )
+        click.echo(f"connections by {connections['method']}: {pairs or 'none'}")
     click.echo(
         f"{summary['units_total']} pictures: {summary['units_cached']} cached, "
         f"{summary['units_to_compute']} to compute"
@@ -354,9 +361,7 @@ def cache_prune(cache_dir, older_than, keep, dry_run) -> None:
     if keep:
         registry, kept = _registry(), set()
         for path in keep:
-            plan = plan_build(load_recipe(path), Cache(root), registry)
-            kept |= {k for task in plan.tasks for k in task.keys}
-            kept |= plan.dataset.all_keys() if plan.dataset else set()
+            kept |= plan_build(load_recipe(path), Cache(root), registry).all_keys()
     removed = prune(root, older_than, kept, dry_run)
     verb = "would remove" if dry_run else "removed"
     click.echo(

@@ -87,6 +87,8 @@ def unit_record(layer: str, slug: str, channel: int, label, concept, score) -> d
         "reached_over_max": None,
         "concepts": [{"name": concept, "score": score, "kind": "iou"}] if concept else [],
         "concept": concept if concept and score >= 0.04 else None,
+        "inputs": [],
+        "outputs": [],
     }
 
 

@@ -53,6 +53,7 @@ function atlasSprite(record, label, className) {
   const count = document.getElementById("count");
   const more = document.getElementById("more");
   const toggle = document.getElementById("examples-toggle");
+  const inputsToggle = document.getElementById("inputs-toggle");
   const layer = (document.querySelector("h1 code") || {}).textContent || "";
   const total = parseInt(grid.dataset.count, 10);
   const chunks = JSON.parse(grid.dataset.chunks || "[]");
@@ -92,6 +93,11 @@ function atlasSprite(record, label, className) {
       const top = atlasSprite(row.x, "top dataset example of channel " + row.c, "top-example");
       top.hidden = !(toggle && toggle.checked);
       a.appendChild(top);
+    }
+    if (row.n) {
+      const input = atlasSprite(row.n, "strongest input of channel " + row.c, "top-input");
+      input.hidden = !(inputsToggle && inputsToggle.checked);
+      a.appendChild(input);
     }
     const caption = document.createElement("span");
     caption.className = "caption";
@@ -161,10 +167,11 @@ function atlasSprite(record, label, className) {
       if (entries.some((e) => e.isIntersecting)) next();
     }, { rootMargin: "600px" }).observe(more);
   }
-  if (toggle) {
-    toggle.addEventListener("change", () => {
-      for (const el of grid.querySelectorAll(".top-example")) el.hidden = !toggle.checked;
-      grid.classList.toggle("with-examples", toggle.checked);
+  for (const [box, kind] of [[toggle, "top-example"], [inputsToggle, "top-input"]]) {
+    if (!box) continue;
+    box.addEventListener("change", () => {
+      for (const el of grid.querySelectorAll("." + kind)) el.hidden = !box.checked;
+      grid.classList.toggle("with-" + kind, box.checked);
     });
   }
   filter.addEventListener("input", refresh);
@@ -172,6 +179,24 @@ function atlasSprite(record, label, className) {
   sort.addEventListener("change", refresh);
   window.atlasLayer.ready = () => load().then(() => rows.length);
   status();
+})();
+
+// A unit page's "copy link": its address on the clipboard (or selected, to copy by hand).
+(function () {
+  const button = document.querySelector(".copy-link");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    const address = window.location.href.split("#")[0];
+    try {
+      await navigator.clipboard.writeText(address);
+      button.textContent = "link copied";
+    } catch (error) {
+      const field = document.createElement("input");
+      field.value = address; field.readOnly = true; field.className = "copy-field";
+      button.replaceWith(field);
+      field.select();
+    }
+  });
 })();
 
 // Search across every layer: the index is plain scripts under search/, loaded on the first

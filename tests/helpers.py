@@ -37,6 +37,7 @@ EVERY_TABLE = {
     "model": {"source": "shapes/unet", "options": {"labels": LABELS}},
     "render": {**TINY["render"], "negative": True, "diversity": 2},
     "dataset": {"source": "shapes/val", "samples": 64, "top_k": 3},
+    "connections": {"top": 4},
     "pictures": [
         {
             "name": "<script>window.pwned = 1</script> circle - square",

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.e2e  # the real atlas command, workers, a cluster or th
 
 distributed = pytest.importorskip("distributed")
 
-RECIPE = recipe_toml(dataset={"source": "shapes/val", "samples": 48, "top_k": 2})
+RECIPE = recipe_toml(
+    dataset={"source": "shapes/val", "samples": 48, "top_k": 2}, connections={"top": 3}
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +27,20 @@ def reference(tmp_path_factory):
 
 
 def examples(site):
+    """Return every unit's dataset examples and strongest inputs."""
     manifest = json.loads((site / "manifest.json").read_text())
     return [
-        [e["index"] for e in u["examples"]] for layer in manifest["layers"] for u in layer["units"]
+        ([e["index"] for e in u["examples"]], [(i["channel"], i["weight"]) for i in u["inputs"]])
+        for layer in manifest["layers"]
+        for u in layer["units"]
     ]
+
+
+def same_connections(site, other):
+    """Assert two builds found the same inputs, up to float rounding of other batches."""
+    for (_, mine), (_, theirs) in zip(examples(site), examples(other), strict=True):
+        assert [c for c, _ in mine] == [c for c, _ in theirs]
+        assert [w for _, w in mine] == pytest.approx([w for _, w in theirs], abs=1e-3)
 
 
 def test_a_local_cluster_makes_the_same_atlas(reference, tmp_path):
@@ -36,7 +48,16 @@ def test_a_local_cluster_makes_the_same_atlas(reference, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"computed {TINY_PICTURES} pictures, 0 from the cache" in result.stderr
     assert_same_pictures(tmp_path / "site", reference / "site")
-    assert examples(tmp_path / "site") == examples(reference / "site")
+    found, expected = examples(tmp_path / "site"), examples(reference / "site")
+    assert [e for e, _ in found] == [e for e, _ in expected]
+    assert any(inputs for _, inputs in found)
+    same_connections(tmp_path / "site", reference / "site")
+
+
+def test_loky_workers_find_the_same_connections(reference, tmp_path):
+    result = atlas_build(reference / "tiny.toml", tmp_path, "--jobs", "2", "--batch-size", "5")
+    assert result.returncode == 0, result.stderr
+    same_connections(tmp_path / "site", reference / "site")
 
 
 def test_a_scheduler_started_by_hand_is_used(reference, tmp_path):

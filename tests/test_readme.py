@@ -1,4 +1,4 @@
-"""The README's commands and recipes stay true."""
+"""The README's and the docs' commands, recipes and examples stay true."""
 
 import re
 import tomllib
@@ -10,8 +10,15 @@ from atlas.models.sources import parse
 from atlas.recipe import parse_recipe
 from atlas.registry import load_registry
 
-README = (Path(__file__).parents[1] / "README.md").read_text()
-RECIPES = [b for b in re.findall(r"```toml\n(.*?)```", README, re.S) if "[model]" in b]
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+DOCS = {path.name: path.read_text() for path in sorted((ROOT / "docs").glob("*.md"))}
+RECIPES = [
+    block
+    for text in [README, *DOCS.values()]
+    for block in re.findall(r"```toml\n(.*?)```", text, re.S)
+    if "[model]" in block
+]
 
 
 def test_readme_starts_with_the_two_commands():
@@ -31,19 +38,31 @@ def test_readme_recipes_are_valid(block):
     assert namespace in load_registry().names("models")
 
 
-def _section(title: str) -> str:
-    start = README.index(f"## {title}")
-    return README[start : README.index("\n## ", start + 3)]
+def test_every_link_of_the_readme_and_docs_resolves():
+    for name, text in [("README.md", README), *((f"docs/{n}", t) for n, t in DOCS.items())]:
+        folder = (ROOT / name).parent
+        for target in re.findall(r"\]\(([^)#]+?)(?:#[^)]*)?\)", text):
+            if not target.startswith("http"):
+                assert (folder / target).exists(), f"{name} links to {target}"
+
+
+@pytest.mark.e2e
+def test_the_readme_notebook_example_runs(tmp_path, monkeypatch):
+    (block,) = re.findall(r"```python\n(.*?)```", README, re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})  # the README's own example
+    assert (tmp_path / "circle-minus-square.png").stat().st_size > 1000
+    assert (tmp_path / "site" / "python-Sequential" / "index.html").is_file()
 
 
 @pytest.mark.e2e
 def test_the_notebook_examples_run(tmp_path, monkeypatch):
-    blocks = re.findall(r"```python\n(.*?)```", _section("From a notebook"), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", DOCS["python.md"], re.S)
     assert len(blocks) == 3
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)  # the README's own examples
+        exec(compile(block, "docs/python.md", "exec"), namespace)  # the page's own examples
     assert namespace["v"].images.shape == (2, 64, 64, 3)
     for name in ("circle-minus-square.png", "warm-circles.png", "alpha.png"):
         assert (tmp_path / name).stat().st_size > 1000

@@ -51,6 +51,8 @@ def unit(slug, c, total, version=0, examples=2, size=20):
         "reached_over_max_basis": "max",
         "concepts": [],
         "concept": None,
+        "inputs": [],
+        "outputs": [],
     }
 
 

@@ -57,7 +57,7 @@ def page():
         browser.close()
 
 
-SPRITE_WIDTHS = """async () => {
+SPRITE_WIDTHS = """async (selector) => {
   for (let y = 0; y <= document.body.scrollHeight; y += 300) {
     window.scrollTo(0, y);
     await new Promise((r) => setTimeout(r, 30));
@@ -65,7 +65,8 @@ SPRITE_WIDTHS = """async () => {
   const width = (url) => new Promise((r) => {
     const i = new Image(); i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); i.src = url;
   });
-  const shown = [...document.querySelectorAll(".sprite")].filter((s) => s.offsetParent !== null);
+  const shown = [...document.querySelectorAll(selector || ".sprite")]
+    .filter((s) => s.offsetParent !== null);
   return Promise.all(shown.map((s) => {
     const url = /url\\("(.*)"\\)/.exec(s.style.backgroundImage);
     return url ? width(url[1]) : 0;
@@ -73,9 +74,12 @@ SPRITE_WIDTHS = """async () => {
 }"""
 
 
-def loaded_images(page) -> list[int]:
-    """Return the width of every visible picture's file (0: not loaded), sprites drawn."""
-    widths = page.evaluate(SPRITE_WIDTHS)
+def loaded_images(page, selector: str = "") -> list[int]:
+    """Return the width of every visible picture's file (0: not loaded), the page scrolled
+    through so lazy pictures load (only sprites matching selector, if given)."""
+    widths = page.evaluate(SPRITE_WIDTHS, selector or ".sprite")
+    if selector:
+        return widths
     script = "imgs => imgs.filter(i => !i.hidden).map(i => i.complete ? i.naturalWidth : 0)"
     return widths + page.eval_on_selector_all("img", script)
 
@@ -137,6 +141,7 @@ def test_composed_pictures_and_negatives_are_shown(site, page):
     assert page.eval_on_selector("img.picture", "i => i.naturalWidth") == 32
     assert "mask='left'" in page.inner_text("code.expression")
     page.goto((site / "units" / "output" / "1.html").as_uri())
+    page.evaluate(SPRITE_WIDTHS, ".none")  # scroll through: the diversity set loads lazily
     widths = page.eval_on_selector_all("img.picture", "is => is.map(i => i.naturalWidth)")
     assert widths == [32] * 4  # its picture, its negative and a diversity set of 2
     assert "Negative" in page.inner_text(".negative figcaption")
@@ -147,7 +152,7 @@ def test_unit_page_shows_examples_and_labels_as_text(site, page):
     page.wait_for_load_state("load")
     assert page.inner_text("h1").endswith(LABELS[6])
     assert page.evaluate("window.pwned") is None
-    widths = page.evaluate(SPRITE_WIDTHS)
+    widths = loaded_images(page, ".example")
     assert widths == [64 * 3] * 3  # the output's examples: whole 64 px images, in one strip
     ratios = page.eval_on_selector_all(".example", "es => es.map(e => e.style.aspectRatio)")
     assert ratios == ["64 / 64"] * 3
@@ -183,7 +188,7 @@ def test_layer_page_over_http_sorts_by_ratio_and_shows_top_examples(site, server
     page.check("#examples-toggle")
     loaded = "document.querySelectorAll('.top-example:not([hidden])').length"
     assert page.evaluate(loaded) == 16
-    assert all(width > 0 for width in page.evaluate(SPRITE_WIDTHS))
+    assert all(width > 0 for width in loaded_images(page, ".top-example"))
 
 
 def search(page, query: str) -> list[str]:
@@ -237,7 +242,7 @@ def test_concept_bar_chart_filter_and_dimmed_examples_render(site, page):
     assert grid.count() == 1
     background = grid.locator(".example").first.evaluate("e => getComputedStyle(e).backgroundColor")
     assert background == "rgb(0, 0, 0)"  # the alpha mask shows dimmed over black
-    widths = page.evaluate(SPRITE_WIDTHS)
+    widths = loaded_images(page, ".masked .example")
     assert widths and all(w == 64 * 3 for w in widths)
 
 
@@ -319,3 +324,25 @@ def test_a_4096_unit_layer_pages_in_and_filters_across_every_unit(big_site, page
     page.select_option("#sort", "objective")
     settled(page)
     assert page.locator(".unit").count() == 120 and "4096 of 4096" in page.inner_text("#count")
+
+
+@pytest.mark.parametrize("where", ["file", "http"])
+def test_built_from_links_open_the_input_units(site, server, page, where):
+    base = site.as_uri() + "/" if where == "file" else server
+    manifest = json.loads((site / "manifest.json").read_text())
+    output = next(x for x in manifest["layers"] if x["name"] == "output")
+    inputs = output["units"][1]["inputs"]
+    assert inputs and all(i["layer"] == "enc1" for i in inputs)
+    page.goto(base + "units/output/1.html")
+    assert page.locator(".connections h3").first.inner_text() == "Built from"
+    assert page.locator("svg.wires line").count() >= len(inputs[:12])
+    page.click(".connections .links a >> nth=0")
+    assert page.url == base + inputs[0]["page"]
+    assert "enc1" in page.inner_text("h1") and f"channel {inputs[0]['channel']}" in page.inner_text(
+        "h1"
+    )
+    feeds = page.locator(".connections h3", has_text="Feeds into")
+    assert feeds.count() == 1  # enc1's units feed the output
+    page.goto(base + "layers/output.html")
+    page.check("#inputs-toggle")
+    assert page.locator(".top-input:not([hidden])").count() == 7

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..datasets.analyses import make
+from ..datasets.connections import DATA
 from ..models.adapter import ModelAdapter
 from ..models.layers import catalogue, fit_input_size, select
 from ..models.weights import digests_in
@@ -19,10 +20,11 @@ from ..store.findings import AnalysisStore, Finding, FindingsStore
 from .backends import backend_for
 from .checks import check_device, check_per_channel, check_plugin_names, check_precision
 from .compose import Context
+from .connections import connection_findings, top_examples
 from .devices import job_device
 from .estimate import estimate
 from .gather import make_manifest
-from .jobs import DatasetJob, Job, ModelRef, Outcome
+from .jobs import ConnectionsJob, DatasetJob, Job, ModelRef, Outcome, PairJob
 from .labelling import concept_findings
 from .plan import DatasetPlan, Plan, make_plan
 from .runner import Progress, cache_sink, execute, make_jobs, memory_limit
@@ -136,6 +138,38 @@ def _dataset_job(plan: Plan, cache: Cache, model: ModelAdapter | ModelRef) -> Da
     )
 
 
+def _connections_job(
+    plan: Plan, cache: Cache, model: ModelAdapter | ModelRef
+) -> ConnectionsJob | None:
+    """Return the connections the cache lacks as one job (after the dataset pass, whose
+    top examples the data method reads), or None."""
+    if plan.connections is None or not plan.connections.missing:
+        return None
+    recipe, findings = plan.recipe, _findings(plan, cache)
+    units = {layer.name: min(layer.channels, recipe.max_channels or layer.channels)
+             for layer in plan.layers}  # fmt: skip
+    pairs = []
+    for pair in plan.connections.missing:
+        examples = ()
+        if pair.method == DATA:
+            top = top_examples(findings.get(pair.layer), units[pair.layer])
+            examples = tuple(tuple(int(i) for i in row) for row in top)
+        pairs.append(
+            PairJob(pair.layer, pair.source, pair.method, pair.key, units[pair.layer], examples)
+        )
+    dataset = plan.dataset
+    return ConnectionsJob(
+        model,
+        tuple(pairs),
+        dataset.spec if dataset else None,
+        str(recipe.base_dir) if recipe.base_dir else None,
+        str(cache.root),
+        job_device(recipe.device, recipe.jobs),
+        recipe.batch_size,
+        dataset.dataset if dataset and isinstance(model, ModelAdapter) else None,
+    )
+
+
 def pass_stage(planned: DatasetPlan) -> str:
     """Name the dataset pass for its progress bar: what it finds, and its passes if many."""
     todo = [make(a.spec) for a in planned.analyses if a.missing]
@@ -185,6 +219,7 @@ def run_build(
     recipe = plan.recipe
     live = adapter is not None
     busy = bool(plan.missing) or bool(plan.dataset and plan.dataset.busy)
+    busy = busy or bool(plan.connections and plan.connections.missing)
     name = recipe.backend if busy else "sequential"  # start no cluster for nothing
     with backend_for(name, recipe.jobs, recipe.scheduler, live) as backend:
         model = plan.adapter if backend.shares_memory else model_ref(recipe, plan.adapter)
@@ -203,12 +238,17 @@ def run_build(
             samples = min(pass_job.spec.samples, len(plan.dataset.dataset)) * plan.dataset.passes
             stage = pass_stage(plan.dataset)
             outcomes += execute([pass_job], backend, registry, sink, progress, stage, samples)
+        connect = _connections_job(plan, cache, model)
+        if connect is not None:
+            stage = f"connections ({connect.pairs[0].method})"
+            outcomes += execute([connect], backend, registry, sink, progress, stage, connect.work)
         outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
     failed = [o for o in outcomes if o.error]
     keys = [key for task in plan.tasks for key in task.keys]
     entries = {key: plan.entries.get(key) or cache.get(key) for key in keys}
     findings, analyses = _findings(plan, cache), _analysis_findings(plan, cache)
-    manifest = make_manifest(plan, entries, failed, findings, analyses)
+    wired = connection_findings(plan.connections, cache)
+    manifest = make_manifest(plan, entries, failed, findings, analyses, wired)
     images = picture_sources(entries)
     images.update(example_sources(plan, findings, concept_findings(analyses)))
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)

@@ -12,6 +12,7 @@ from ..models.sources.common import is_random_init
 from ..site import paths
 from ..store.cache import Entry
 from ..store.findings import Finding
+from .connections import wiring
 from .jobs import Outcome
 from .labelling import concept_findings, concepts_record, layer_concepts
 from .plan import Plan, Unit
@@ -188,6 +189,7 @@ def make_manifest(
     failed: Sequence[Outcome],
     examples: Mapping[str, dict] | None = None,
     analyses: Mapping[str, Mapping[str, Finding]] | None = None,
+    connections: Mapping[str, Finding] | None = None,
 ) -> dict:
     """Gather everything the site shows, as plain data with relative paths."""
     examples = examples or {}
@@ -218,6 +220,7 @@ def make_manifest(
                 "units": units,
             }
         )
+    _wire(plan, layers, connections or {})
     recipe, adapter = plan.recipe, plan.adapter
     return {
         "format": FORMAT,
@@ -240,7 +243,42 @@ def make_manifest(
         "pictures": _picture_records(plan, entries, errors),
         "dataset": _dataset_record(plan, examples),
         "concepts": concepts_record(plan, concepts),
+        "connections": _connections_record(plan, connections or {}),
     }
+
+
+def _wire(plan: Plan, layers: list[dict], found: Mapping[str, Finding]) -> None:
+    """Give every unit its strongest inputs and outputs, each with the other unit's page
+    and thumbnail (empty lists where no connection was computed)."""
+    top = plan.connections.settings.top if plan.connections else 0
+    by_name = {layer["name"]: layer for layer in layers}
+    shown = {layer["name"]: len(layer["units"]) for layer in layers}
+    wired = wiring(found, top, shown)
+
+    def linked(items: list[dict]) -> list[dict]:
+        out = []
+        for item in items:
+            other = by_name[item["layer"]]["units"][item["channel"]]
+            out.append({**item, "page": other["page"], "thumb": other["thumb"]})
+        return out
+
+    for layer in layers:
+        for unit in layer["units"]:
+            place = (layer["name"], unit["channel"])
+            unit["inputs"] = linked(wired.inputs.get(place, []))
+            unit["outputs"] = linked(wired.outputs.get(place, []))
+
+
+def _connections_record(plan: Plan, found: Mapping[str, Finding]) -> list[dict] | None:
+    """Return the computed pairs and their method (None: the recipe asks for none)."""
+    if plan.connections is None:
+        return None
+    top = plan.connections.settings.top
+    return [
+        {"layer": p.layer, "from": p.source, "method": p.method, "top": top}
+        for p in plan.connections.pairs
+        if p.layer in found
+    ]
 
 
 def _dataset_record(plan: Plan, examples: Mapping[str, dict]) -> dict | None:

@@ -59,6 +59,45 @@ class DatasetJob:
 
 
 @dataclass(frozen=True)
+class PairJob:
+    """One connection to compute: layer from source, by method, stored under key; for the
+    data method, each unit's top example images ((units, k) as nested tuples, -1: none)."""
+
+    layer: str
+    source: str
+    method: str
+    key: str
+    units: int
+    examples: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def work(self) -> int:
+        """Return the (unit, image) pairs the method differentiates."""
+        return sum(i >= 0 for row in self.examples for i in row) or self.units
+
+
+@dataclass(frozen=True)
+class ConnectionsJob:
+    """The connections a build still lacks, as data a worker can receive."""
+
+    model: ModelRef | ModelAdapter
+    pairs: tuple[PairJob, ...]
+    spec: DatasetSpec | None
+    base_dir: str | None
+    cache_root: str
+    device: str
+    batch_size: int
+    dataset: object | None = None  # the opened data set, for in-process runs
+
+    images = 0  # optimises no pictures
+
+    @property
+    def work(self) -> int:
+        """Return the (unit, image) pairs of all the job's connections."""
+        return sum(p.work for p in self.pairs)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What became of one task: stored, or failed with an error message."""
 
@@ -81,8 +120,12 @@ def outcome(task: Task, error: str | None = None, stored: tuple = ()) -> Outcome
     return Outcome(task.key, task.name, task.images, error, task.meta.get("layer"), stored)
 
 
-def failed(job: Job | DatasetJob, message: str) -> list[Outcome]:
+def failed(job: Job | DatasetJob | ConnectionsJob, message: str) -> list[Outcome]:
     """Return the outcomes of a job none of whose work came back."""
     if isinstance(job, DatasetJob):
         return [Outcome("dataset", "dataset pass", 0, message)]
+    if isinstance(job, ConnectionsJob):
+        return [
+            Outcome(p.key, f"connections {p.source} -> {p.layer}", 0, message) for p in job.pairs
+        ]
     return [outcome(t, message) for t in job.tasks]

@@ -19,6 +19,7 @@ from ..registry import Registry
 from ..store.cache import Cache, Entry, canonical_json, digest
 from ..store.findings import AnalysisStore, FindingsStore, analysis_key, findings_key
 from .compose import Context, as_objective, compile_expression
+from .connections import ConnectionsPlan, plan_connections
 
 MAIN, NEGATIVE, DIVERSITY = "main", "negative", "diversity"
 
@@ -154,6 +155,14 @@ class Plan:
     cached: set[str] = field(default_factory=set)  # keys of tasks whose images are all stored
     dataset: DatasetPlan | None = None
     entries: dict[str, Entry] = field(default_factory=dict, repr=False)  # verified when planned
+    connections: ConnectionsPlan | None = None
+
+    def all_keys(self) -> set[str]:
+        """Return every cache key the build uses: pictures, the dataset pass, connections."""
+        keys = {k for task in self.tasks for k in task.keys}
+        keys |= self.dataset.all_keys() if self.dataset else set()
+        keys |= {p.key for p in self.connections.pairs} if self.connections else set()
+        return keys
 
     @property
     def tasks(self) -> list[Task]:
@@ -199,6 +208,7 @@ class Plan:
             "pictures_cached": pictures_cached,
             "pictures_to_compute": len(self.pictures) - pictures_cached,
             "dataset": self._dataset_summary(),
+            "connections": self.connections.summary() if self.connections else None,
         }
 
     def _dataset_summary(self) -> dict | None:
@@ -352,6 +362,8 @@ def make_plan(
     plan.cached = {t.key for t in plan.tasks if all(k in plan.entries for k in t.keys)}
     if recipe.dataset is not None:
         plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry)
+    data = plan.dataset.as_dict() if plan.dataset else None
+    plan.connections = plan_connections(recipe, adapter, layers, cache, data)
     return plan
 
 

@@ -15,7 +15,7 @@ from ..store.cache import Cache
 from ..store.findings import AnalysisStore, Finding, FindingsStore, LayerFindings
 from .backends import Backend
 from .devices import job_device, resolve_device, workers_per_device
-from .jobs import DatasetJob, Job, ModelRef, Outcome
+from .jobs import ConnectionsJob, DatasetJob, Job, ModelRef, Outcome
 from .memory import available_bytes, bytes_per_picture, fit_batch
 from .plan import Task, batches
 
@@ -122,7 +122,7 @@ def make_jobs(
 
 
 def execute(
-    jobs: Sequence[Job | DatasetJob],
+    jobs: Sequence[Job | DatasetJob | ConnectionsJob],
     backend: Backend,
     registry: Registry | None,
     sink: Sink,
@@ -142,9 +142,9 @@ def execute(
         if progress:
             progress(Tick(stage, done, total, steps=steps, batches=len(jobs)))
 
-    def on_step(job: Job | DatasetJob):
-        if isinstance(job, DatasetJob):
-            return advance  # the pass reports images looked at
+    def on_step(job: Job | DatasetJob | ConnectionsJob):
+        if isinstance(job, (DatasetJob, ConnectionsJob)):
+            return advance  # images looked at, or (unit, image) pairs differentiated
         return lambda _step: advance(job.images / job.steps)
 
     outcomes: list[Outcome] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..datasets.connections import DATA, attributions, expanded_weights
 from ..datasets.examples import find
 from ..engine.objectives import stack
 from ..engine.render import Kit, render
@@ -24,8 +25,9 @@ from ..models.adapter import ModelAdapter
 from ..models.weights import digests_in
 from ..recipe.settings import RenderSettings
 from ..registry import Registry, load_registry
+from ..store.findings import Finding
 from .devices import resolve_device
-from .jobs import DatasetJob, Job, Outcome, failed, outcome
+from .jobs import ConnectionsJob, DatasetJob, Job, Outcome, PairJob, failed, outcome
 from .plan import Task
 from .results import encode, predicted_shares
 from .settle import settle
@@ -148,13 +150,7 @@ def run_dataset_job(
     job: DatasetJob, registry: Registry, adapter: ModelAdapter, on_step=None
 ) -> list[Outcome]:
     """Run the dataset pass over the job's layers and store each layer's findings."""
-    dataset = job.dataset
-    if dataset is None:
-        base_dir = Path(job.base_dir) if job.base_dir else None
-        options = dict(job.spec.options)
-        dataset = registry.load_dataset(
-            job.spec.source, base_dir=base_dir, channels=adapter.input.channels, **options
-        )
+    dataset = _dataset(job, registry, adapter)
     spec = job.spec
     findings = find(
         adapter,
@@ -171,8 +167,54 @@ def run_dataset_job(
     return [Outcome("dataset", "dataset pass", 0, None, stored=tuple(findings))]
 
 
+def _dataset(job: DatasetJob | ConnectionsJob, registry: Registry, adapter: ModelAdapter):
+    """Return the job's data set: the one it carries, else opened from its spec."""
+    if job.dataset is not None or job.spec is None:
+        return job.dataset
+    base_dir = Path(job.base_dir) if job.base_dir else None
+    options = dict(job.spec.options)
+    return registry.load_dataset(
+        job.spec.source, base_dir=base_dir, channels=adapter.input.channels, **options
+    )
+
+
+def _connect(pair: PairJob, adapter: ModelAdapter, dataset, batch: int, device, on_step):
+    """Return one connection's full (units, source channels) matrix."""
+    if pair.method == DATA:
+        examples = np.asarray(pair.examples, np.int64).reshape(pair.units, -1)
+        found = (pair.source, pair.layer, examples, batch, device, on_step)
+        return attributions(adapter, dataset, *found)
+    matrix = expanded_weights(adapter, pair.source, pair.layer, pair.units, batch, device)
+    if on_step:
+        on_step(pair.work)
+    return matrix
+
+
+def run_connections_job(
+    job: ConnectionsJob, registry: Registry, adapter: ModelAdapter, on_step=None
+) -> list[Outcome]:
+    """Compute each missing connection's full matrix and send it back as a finding."""
+    dataset = _dataset(job, registry, adapter)
+    device = resolve_device(job.device)
+    outcomes = []
+    for pair in job.pairs:
+        start = time.perf_counter()
+        matrix = _connect(pair, adapter, dataset, job.batch_size, device, on_step)
+        meta = {
+            "layer": pair.layer,
+            "source": pair.source,
+            "method": pair.method,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        arrays = {"weights": matrix}
+        found = Finding(pair.key, "connections", pair.layer, meta, arrays, adapter.identity())
+        name = f"connections {pair.source} -> {pair.layer}"
+        outcomes.append(Outcome(pair.key, name, 0, stored=(found,)))
+    return outcomes
+
+
 def run_job(
-    job: Job | DatasetJob,
+    job: Job | DatasetJob | ConnectionsJob,
     registry: Registry | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
@@ -186,6 +228,8 @@ def run_job(
                 adapter = _worker_model(job.model)
         if isinstance(job, DatasetJob):
             return run_dataset_job(job, registry, adapter, on_step)
+        if isinstance(job, ConnectionsJob):
+            return run_connections_job(job, registry, adapter, on_step)
         return _render_tasks(job, job.tasks, registry, adapter, on_step)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
@@ -194,7 +238,9 @@ def run_job(
         return failed(job, message)
 
 
-def run_on_worker(job: Job | DatasetJob, threads: int | None, registry: Registry | None):
+def run_on_worker(
+    job: Job | DatasetJob | ConnectionsJob, threads: int | None, registry: Registry | None
+):
     """Run one job in a worker (a process, a thread, or a Dask worker)."""
     if threads:
         torch.set_num_threads(threads)

@@ -12,12 +12,14 @@ from typing import Any
 from ..errors import RecipeError, suggest
 from .expressions import Expression, parse_expression
 from .settings import (
+    CONNECTION_METHODS,
     DEFAULT,
     DIVERSITY_WEIGHT,
     LR_SCHEDULES,
     OPTIMIZER_NAMES,
     PRECISION_NAMES,
     ConceptSettings,
+    ConnectionSettings,
     CropSettings,
     DatasetSpec,
     RenderSettings,
@@ -39,7 +41,9 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "output": (dict,),
         "pictures": (list,),
         "dataset": (dict,),
+        "connections": (dict,),
     },
+    "connections": {"from": (dict,), "top": (int,), "method": (str,)},
     "dataset": {
         "source": (str,),
         "samples": (int,),
@@ -156,6 +160,7 @@ class Recipe:
     diversity_weight: float = DIVERSITY_WEIGHT
     pictures: list[Picture] = field(default_factory=list)
     dataset: DatasetSpec | None = None
+    connections: ConnectionSettings | None = None
     origin: str = ""  # where it was read from, for errors: a file, or "atlas.build()"
 
     @property
@@ -369,6 +374,26 @@ def _concepts(data: dict, where: str) -> ConceptSettings:
     )
 
 
+def _connections(data: dict | None, where: str) -> ConnectionSettings | None:
+    """Read the ``[connections]`` table (its layer names are checked when planning)."""
+    if data is None:
+        return None
+    _check_table(data, "connections", where)
+    method = data.get("method", "data")
+    if method not in CONNECTION_METHODS:
+        raise RecipeError(
+            f"{where}: key 'connections.method' must be one of {', '.join(CONNECTION_METHODS)}"
+        )
+    if data.get("top", 1) < 1:
+        raise RecipeError(f"{where}: key 'connections.top' must be at least 1")
+    sources = data.get("from", {})
+    if not all(isinstance(v, str) for v in sources.values()):
+        raise RecipeError(
+            f"{where}: key 'connections.from' maps layers to layers, as in from = {{mid = 'enc2'}}"
+        )
+    return ConnectionSettings(tuple(sorted(sources.items())), data.get("top", 8), method)
+
+
 def unit_settings(render: dict, where: str) -> dict:
     """Read the render keys that say what to make for each unit (objective, seed, ...)."""
     if render.get("diversity", 0) not in (0, *range(2, 65)):
@@ -422,6 +447,7 @@ def parse_recipe(
         render=render_settings(render, where),
         pictures=_pictures(data, where, objectives or {}),
         dataset=_dataset(data.get("dataset"), where),
+        connections=_connections(data.get("connections"), where),
         **unit_settings(render, where),
         batch_size=run.get("batch_size", 64),
         device=run.get("device", "auto"),

@@ -173,3 +173,17 @@ class DatasetSpec:
             "seed": self.seed,
             "options": dict(self.options),
         }
+
+
+CONNECTION_METHODS = ("data", "weights")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """The recipe's ``[connections]``: which earlier layer each layer is built from (by
+    default the nearest selected one before it), by which method, and how many inputs and
+    outputs a unit page lists (applied at the manifest: in no cache key)."""
+
+    sources: tuple[tuple[str, str], ...] = ()  # (layer, its source layer) the recipe chose
+    top: int = 8
+    method: str = "data"

@@ -148,6 +148,7 @@ def _sprite(record: Mapping | None) -> list | None:
 def unit_row(unit: Mapping) -> dict:
     """Return what a layer page's script needs of a unit to show, filter and sort it."""
     examples = unit.get("examples") or []
+    inputs = unit.get("inputs") or []
     return {
         "c": unit["channel"],
         "l": unit.get("label") or "",
@@ -158,6 +159,7 @@ def unit_row(unit: Mapping) -> dict:
         "e": bool(unit.get("error")),
         "t": _sprite(unit.get("thumb")),
         "x": _sprite(examples[0]) if examples else None,
+        "n": _sprite(inputs[0].get("thumb")) if inputs else None,
     }
 
 
