@@ -253,3 +253,26 @@ def test_strips_of_a_build_show_each_example_crop(every_table):
             assert (strip[y : y + h, x : x + w, :3] == original).all(), (u["channel"], rank)
             checked += 1
     assert checked == 16 * 3
+
+
+def test_a_build_interrupted_before_its_record_is_repaired(tmp_path, monkeypatch):
+    from atlas.site import writer
+
+    site = tmp_path / "site"
+    calls = {"n": 0}
+    real = writer.write_file
+
+    def crash_after_some(path, data):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt  # killed half way through the first build
+        real(path, data)
+
+    monkeypatch.setattr(writer, "write_file", crash_after_some)
+    with pytest.raises(KeyboardInterrupt):
+        write(manifest(), site)
+    monkeypatch.setattr(writer, "write_file", real)
+    done = write(manifest(), site)  # not refused as a folder that holds no atlas
+    assert (site / "manifest.json").exists() and "index.html" in done.written
+    again = write(manifest(), site)
+    assert again.written == []

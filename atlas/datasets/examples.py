@@ -201,9 +201,9 @@ def crop_box(
     fh, fw = min(field[0], h), min(field[1], w)
     cy = (position[0] + 0.5) * h / grid[0]
     cx = (position[1] + 0.5) * w / grid[1]
-    top = int(np.clip(round(cy - fh / 2), 0, h - fh))
-    left = int(np.clip(round(cx - fw / 2), 0, w - fw))
-    return top, left, fh, fw
+    top = min(max(round(cy - fh / 2), 0), h - fh)
+    left = min(max(round(cx - fw / 2), 0), w - fw)
+    return int(top), int(left), fh, fw
 
 
 def make_crops(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -185,8 +187,10 @@ def _findings(plan: Plan, cache: Cache) -> dict[str, dict]:
     """Return each layer's stored dataset findings (layers the pass has not done are absent)."""
     if plan.dataset is None:
         return {}
-    store = FindingsStore(cache.root)
-    found = {layer: store.get(key) for layer, key in plan.dataset.keys.items()}
+    store, planned = FindingsStore(cache.root), plan.dataset
+    found = {
+        layer: planned.found.get(layer) or store.get(key) for layer, key in planned.keys.items()
+    }
     return {layer: meta for layer, meta in found.items() if meta is not None}
 
 
@@ -215,7 +219,8 @@ def run_build(
     """Compute every missing unit of a recipe, then write its atlas."""
     registry = registry or load_registry()
     cache = Cache(cache_dir or default_cache_dir())
-    plan = plan_build(recipe, cache, registry, adapter)
+    with gc_paused():
+        plan = plan_build(recipe, cache, registry, adapter)
     recipe = plan.recipe
     live = adapter is not None
     busy = bool(plan.missing) or bool(plan.dataset and plan.dataset.busy)
@@ -244,6 +249,15 @@ def run_build(
             outcomes += execute([connect], backend, registry, sink, progress, stage, connect.work)
         outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
     failed = [o for o in outcomes if o.error]
+    with gc_paused():
+        index, manifest = _gather_and_write(plan, cache, failed, out_dir, template_dirs)
+    computed = sum(o.images for o in outcomes if not o.error)
+    return BuildResult(plan, computed, failed, index, manifest)
+
+
+def _gather_and_write(plan, cache, failed, out_dir, template_dirs) -> tuple[Path, dict]:
+    """Gather the manifest and write what changed of the site; return index.html and it."""
+    recipe = plan.recipe
     keys = [key for task in plan.tasks for key in task.keys]
     entries = {key: plan.entries.get(key) or cache.get(key) for key in keys}
     findings, analyses = _findings(plan, cache), _analysis_findings(plan, cache)
@@ -252,5 +266,17 @@ def run_build(
     images = picture_sources(entries)
     images.update(example_sources(plan, findings, concept_findings(analyses)))
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
-    computed = sum(o.images for o in outcomes if not o.error)
-    return BuildResult(plan, computed, failed, index, manifest)
+    return index, manifest
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many small records are made (they hold no
+    cycles; at 15,000 units its passes took a third of a rebuild)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

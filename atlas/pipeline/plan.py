@@ -118,6 +118,7 @@ class DatasetPlan:
     cached: set[str] = field(default_factory=set)  # layers whose findings are stored
     analyses: list[AnalysisPlan] = field(default_factory=list)
     labels: Labels = field(default_factory=Labels)
+    found: dict[str, dict] = field(default_factory=dict, repr=False)  # stored, when planned
 
     @property
     def missing(self) -> list[str]:
@@ -394,8 +395,10 @@ def plan_dataset(
             adapter.identity(), adapter.input.as_dict(), planned.as_dict(), layer.name
         )
         planned.keys[layer.name] = key
-        if store.get(key) is not None:
+        found = store.get(key)
+        if found is not None:
             planned.cached.add(layer.name)
+            planned.found[layer.name] = found
     planned.analyses = [
         _plan_analysis(analysis, adapter, planned, layers, cache)
         for analysis in wanted(spec, labels)

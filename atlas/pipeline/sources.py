@@ -5,6 +5,7 @@ give one). Nothing is read until the site needs a file it does not have."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 from ..datasets.concepts import unit_mask
@@ -22,20 +23,16 @@ def picture_sources(entries: Mapping[str, Entry | None]) -> dict[str, Source]:
     return {key: Source(key, e.png.read_bytes) for key, e in entries.items() if e is not None}
 
 
-def _crop(path: str, finding: Finding | None, unit: int, rank: int, example: dict, box):
-    """Return a reader of an example crop: the PNG, or with its unit's mask as alpha."""
-
-    def read() -> bytes:
-        if finding is not None:
-            mask = unit_mask(finding.arrays, finding.meta, unit, rank, example["index"])
-            if mask is not None:
-                top, left, h, w = box
-                masked = masked_crop(path, mask[top : top + h, left : left + w])
-                if masked is not None:
-                    return masked
-        return Path(path).read_bytes()
-
-    return read
+def read_crop(path: str, finding: Finding | None, unit: int, rank: int, index: int, box) -> bytes:
+    """Return an example crop: its PNG, or with its unit's mask as alpha where it has one."""
+    if finding is not None:
+        mask = unit_mask(finding.arrays, finding.meta, unit, rank, index)
+        if mask is not None:
+            top, left, h, w = box
+            masked = masked_crop(path, mask[top : top + h, left : left + w])
+            if masked is not None:
+                return masked
+    return Path(path).read_bytes()
 
 
 def example_sources(
@@ -54,13 +51,13 @@ def example_sources(
         finding = concepts.get(layer.name)
         if finding is not None and "masks" not in finding.arrays:
             finding = None
-        keys = [plan.dataset.keys[layer.name], finding.key if finding else ""]
+        prefix = f"{plan.dataset.keys[layer.name]}:{finding.key if finding else ''}"
         grid = tuple(layer.shape[1:]) if len(layer.shape) == 3 else None
         field = tuple(found.get("field", size))
         for unit in found["units"]:
             c = unit["channel"]
             for rank, example in enumerate(unit["examples"]):
                 box = crop_box(example["position"], grid, field, size)
-                read = _crop(example["file"], finding, c, rank, example, box)
-                out[example_file_key(layer.name, c, rank)] = Source(f"{keys}:{c}:{rank}", read)
+                read = partial(read_crop, example["file"], finding, c, rank, example["index"], box)
+                out[example_file_key(layer.name, c, rank)] = Source(f"{prefix}:{c}:{rank}", read)
     return out

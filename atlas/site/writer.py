@@ -29,6 +29,7 @@ from .paths import slugify
 from .record import NAME, Record
 
 __all__ = ["Written", "environment", "slugify", "sparkline", "write_site"]
+PENDING = "pending"  # in a record: a file a build began to write (no digest matches it)
 LEGACY = ("layers", "units", "pictures", "images", "thumbs", "examples", "static", "search")
 
 
@@ -180,6 +181,9 @@ def update_site(
         stale.append(last)
     outputs.append(last)
     done = Written(out / "index.html")
+    if stale:  # first, a record that a crash can leave: what may be written is stale
+        pending = {**previous.files, **{o.path: PENDING for o in stale}}
+        write_file(out / NAME, Record(pending, previous.changed).text().encode())
     for output in stale:
         write_file(out / output.path, output.make())
         done.written.append(output.path)

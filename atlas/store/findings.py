@@ -66,18 +66,22 @@ class FindingsStore:
         return self.root / key[:2] / key
 
     def get(self, key: str) -> dict | None:
-        """Return a layer's stored findings (with absolute crop paths), or None."""
+        """Return a layer's stored findings (with absolute crop paths), or None if its
+        meta.json or any crop is missing."""
+        folder = self.folder(key)
         try:
-            meta = json.loads((self.folder(key) / "meta.json").read_text())
+            meta = json.loads((folder / "meta.json").read_text())
+            names = set(os.listdir(folder))
         except (OSError, ValueError):
             return None
+        prefix = f"{folder}{os.sep}"
         for unit in meta["units"]:
             for example in unit["examples"]:
-                example["file"] = str(self.folder(key) / example["file"])
-                if not Path(example["file"]).is_file():
+                if example["file"] not in names:
                     return None
+                example["file"] = prefix + example["file"]
         with contextlib.suppress(OSError):  # mark it used, for `atlas cache prune --older-than`
-            os.utime(self.folder(key) / "meta.json")
+            os.utime(folder / "meta.json")
         return meta
 
     def put(self, findings: LayerFindings) -> None:
