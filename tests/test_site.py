@@ -276,3 +276,11 @@ def test_a_build_interrupted_before_its_record_is_repaired(tmp_path, monkeypatch
     assert (site / "manifest.json").exists() and "index.html" in done.written
     again = write(manifest(), site)
     assert again.written == []
+
+
+def test_a_removed_layer_rewrites_no_page_of_the_others(tmp_path):
+    site = tmp_path / "site"
+    write(manifest(layers=("a", "b", "c")), site)
+    done = write(manifest(layers=("a", "b")), site)
+    assert not [p for p in done.written if p.startswith(("units/", "layers/", "images/"))]
+    assert "index.html" in done.written and "units/c/0.html" in done.deleted

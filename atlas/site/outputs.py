@@ -69,10 +69,17 @@ def _text(rel: str, text: str) -> Output:
     return Output(rel, _digest(hashlib.sha256(text.encode()).hexdigest()), text.encode)
 
 
+PAGE_LEFT_OUT = ("layers", "pictures", "generated", "units_total", "connections")
+
+
 def site_facts(manifest: Mapping) -> dict:
     """Return what every page may show of the atlas: the manifest without its layers,
-    pictures and build time."""
-    return {k: v for k, v in manifest.items() if k not in ("layers", "pictures", "generated")}
+    pictures, totals and build time, and of its connections only the method and top (so
+    adding or removing a layer rewrites no page that does not show it)."""
+    facts = {k: v for k, v in manifest.items() if k not in PAGE_LEFT_OUT}
+    pairs = manifest.get("connections") or []
+    facts["connections"] = {k: pairs[0][k] for k in ("method", "top")} if pairs else None
+    return facts
 
 
 def brief(unit: Mapping | None) -> dict | None:
@@ -94,6 +101,7 @@ def _pages(manifest: Mapping, env: jinja2.Environment, tdigest: str) -> Iterator
     pictures = manifest.get("pictures", [])
     index = {
         **facts,
+        "units_total": manifest["units_total"],
         "layers": [
             {**layer_facts(x), "units": x["units"][:INDEX_STRIP], "count": len(x["units"])}
             for x in layers
