@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml plugins/shapes/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,dask]' -e plugins/shapes
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,dask,maps]' -e plugins/shapes
 	touch $(STAMP)
 
 demo: $(STAMP)

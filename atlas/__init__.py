@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Recipe", "Visualization", "adapt", "build", "objective", "objectives", "visualize"]
+__all__ = [
+    "AtlasMap",
+    "Recipe",
+    "Visualization",
+    "activation_atlas",
+    "adapt",
+    "build",
+    "objective",
+    "objectives",
+    "visualize",
+]
 
 _LAZY = {
     "build": ("atlas.api", "build"),
+    "activation_atlas": ("atlas.api", "activation_atlas"),
+    "AtlasMap": ("atlas.api", "AtlasMap"),
     "adapt": ("atlas.models.live", "adapt"),
     "visualize": ("atlas.visualization", "visualize"),
     "Visualization": ("atlas.visualization", "Visualization"),

@@ -4,8 +4,11 @@ the same keys a recipe takes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 from torch import nn
 
 from .bars import Bars
@@ -18,7 +21,7 @@ from .pipeline.build import BuildResult, run_build
 from .pipeline.runner import Progress
 from .recipe import Recipe, check_keywords, load_recipe, parse_recipe
 
-__all__ = ["adapt", "as_adapter", "build", "module_digest"]
+__all__ = ["AtlasMap", "activation_atlas", "adapt", "as_adapter", "build", "module_digest"]
 
 
 def build(
@@ -43,6 +46,7 @@ def build(
     dataset: dict | None = None,
     pictures: Sequence[dict] | None = None,
     connections: dict | None = None,
+    activation_atlas: dict | None = None,
     **render,
 ) -> BuildResult:
     """Build an atlas from a recipe file, or from a model plus layer names.
@@ -54,9 +58,9 @@ def build(
     keywords are the recipe's ``[render]`` keys, with the values a recipe takes
     (``size=128``, ``transforms=False``, ``regularizers={"tv": 0.05}``, ...); ``dataset`` a
     dict of ``[dataset]`` keys; ``pictures`` a list of ``[[pictures]]`` dicts, whose
-    ``objective`` is an expression string or an Objective; ``connections`` a dict of
-    ``[connections]`` keys. ``progress`` receives each Tick instead of the bars
-    ``show_progress`` draws.
+    ``objective`` is an expression string or an Objective; ``connections`` and
+    ``activation_atlas`` dicts of their tables' keys (with a map, layers may be empty).
+    ``progress`` receives each Tick instead of the bars ``show_progress`` draws.
     """
     if model is None:
         parsed = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
@@ -64,7 +68,7 @@ def build(
         if parsed.weights is None:
             _warn_untrained(result, "set model.weights")
         return result
-    if not layers:
+    if not layers and not activation_atlas:
         raise AtlasError("atlas.build(model=...) needs layers=[...], e.g. layers=['output']")
     check_keywords(render, "atlas.build()")
     adapter = None
@@ -78,7 +82,7 @@ def build(
     run.update({k: v for k, v in (("scheduler", scheduler), ("max_channels", max_channels)) if v})
     data = {
         "title": title or source,
-        "layers": list(layers),
+        "layers": list(layers or []),
         "model": {"source": source, **({"weights": weights} if weights else {})},
         "render": render,
         "run": run,
@@ -89,6 +93,8 @@ def build(
         data["dataset"] = dict(dataset)
     if connections is not None:
         data["connections"] = dict(connections)
+    if activation_atlas is not None:
+        data["activation_atlas"] = dict(activation_atlas)
     name = source.replace("/", "-").replace(":", "-")
     parsed = parse_recipe(data, "atlas.build()", name, objectives=_objectives(pictures, data))
     result = _run(parsed, cache_dir, out_dir, adapter, show_progress, progress)
@@ -138,3 +144,55 @@ def _warn_untrained(result: BuildResult, fix: str) -> None:
     """Warn the caller of build() if its model ran with random weights."""
     model = result.manifest["model"]
     warn_random_weights(model["source"], model["digest"], fix)
+
+
+@dataclass(frozen=True)
+class AtlasMap:
+    """One layer's activation atlas as built: its cells (the manifest's records: x, y,
+    count, class, image, patches, units) and where its page and pictures are."""
+
+    layer: str
+    grid: int
+    layout: dict
+    cells: list[dict]
+    site: Path
+    result: BuildResult
+
+    @property
+    def page(self) -> Path:
+        """Return the map's HTML page."""
+        return self.site / self.result.manifest["activation_atlas"][self.layer]["page"]
+
+    def picture(self, index: int) -> np.ndarray:
+        """Return cell index's picture as (H, W, 3) floats in [0, 1]."""
+        path = self.site / self.cells[index]["image"]
+        return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+
+
+def activation_atlas(
+    model: nn.Module | ModelAdapter | str,
+    layer: str,
+    *,
+    dataset: str | dict,
+    points: int = 100_000,
+    grid: int = 20,
+    n_neighbors: int = 50,
+    min_dist: float = 0.05,
+    steps: int | None = None,
+    **keys,
+) -> AtlasMap:
+    """Sample a layer's activations on a data set, lay them out with UMAP, draw each grid
+    cell and write the map's pages; return the map. ``dataset`` is a source or a dict of
+    ``[dataset]`` keys; the other keywords are build()'s (out_dir, cache_dir, weights,
+    options, size, ...). Everything is cached: a second call computes nothing."""
+    table = {"layers": [layer], "points": points, "grid": grid}
+    table.update(n_neighbors=n_neighbors, min_dist=min_dist)
+    if steps is not None:
+        table["steps"] = steps
+    data = {"source": dataset} if isinstance(dataset, str) else dict(dataset)
+    result = build(model=model, layers=[], dataset=data, activation_atlas=table, **keys)
+    found = (result.manifest.get("activation_atlas") or {}).get(layer)
+    if found is None:
+        raise AtlasError(f"no activation atlas of {layer!r} was made: see the notes above")
+    site = result.index.parent
+    return AtlasMap(layer, found["grid"], found["layout"], found["cells"], site, result)

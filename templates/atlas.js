@@ -343,3 +343,99 @@ function atlasSprite(record, label, className) {
     }
   });
 })();
+
+// An activation atlas page: wheel or pinch to zoom, drag to pan, hover a cell for its
+// count, class and real patches. Icons load as they come into view (atlasSprites).
+(function () {
+  const view = document.getElementById("map");
+  if (!view) return;
+  const plane = view.querySelector(".plane");
+  const info = document.getElementById("cell-info");
+  const label = document.getElementById("map-scale");
+  const MAX = 24;
+  let scale = 1, x = 0, y = 0, moved = 0;
+  const pointers = new Map();
+
+  const apply = () => {
+    const size = view.clientWidth;
+    x = Math.min(0, Math.max(size - size * scale, x));
+    y = Math.min(0, Math.max(size - size * scale, y));
+    plane.style.transform = "translate(" + x + "px," + y + "px) scale(" + scale + ")";
+    view.dataset.scale = scale.toFixed(3);
+    view.dataset.x = Math.round(x);
+    view.dataset.y = Math.round(y);
+    if (label) label.textContent = scale > 1 ? scale.toFixed(1) + "×" : "";
+  };
+  const zoom = (factor, cx, cy) => {
+    const next = Math.min(MAX, Math.max(1, scale * factor));
+    x = cx - (cx - x) * (next / scale);
+    y = cy - (cy - y) * (next / scale);
+    scale = next;
+    apply();
+  };
+  const local = (e) => {
+    const r = view.getBoundingClientRect();
+    return [e.clientX - r.left, e.clientY - r.top];
+  };
+
+  view.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    zoom(Math.exp(-e.deltaY * 0.002), ...local(e));
+  }, { passive: false });
+  view.addEventListener("pointerdown", (e) => {
+    pointers.set(e.pointerId, local(e));
+    moved = 0;
+  });
+  view.addEventListener("pointermove", (e) => {
+    if (!pointers.has(e.pointerId)) return;
+    const [px, py] = pointers.get(e.pointerId);
+    const [nx, ny] = local(e);
+    if (pointers.size === 2) {
+      const [other] = [...pointers].filter(([id]) => id !== e.pointerId).map(([, p]) => p);
+      const before = Math.hypot(px - other[0], py - other[1]);
+      const after = Math.hypot(nx - other[0], ny - other[1]);
+      if (before > 0) zoom(after / before, (nx + other[0]) / 2, (ny + other[1]) / 2);
+    } else {
+      x += nx - px;
+      y += ny - py;
+      moved += Math.abs(nx - px) + Math.abs(ny - py);
+      if (moved > 4) { view.classList.add("dragging"); view.setPointerCapture(e.pointerId); }
+      apply();
+    }
+    pointers.set(e.pointerId, [nx, ny]);
+  });
+  const release = (e) => {
+    pointers.delete(e.pointerId);
+    if (!pointers.size) view.classList.remove("dragging");
+  };
+  view.addEventListener("pointerup", release);
+  view.addEventListener("pointercancel", release);
+  view.addEventListener("click", (e) => { if (moved > 4) e.preventDefault(); }, true);
+
+  for (const button of document.querySelectorAll("[data-zoom]")) {
+    button.addEventListener("click", () => {
+      const c = view.clientWidth / 2;
+      if (button.dataset.zoom === "reset") { scale = 1; x = 0; y = 0; apply(); }
+      else zoom(button.dataset.zoom === "in" ? 1.5 : 1 / 1.5, c, c);
+    });
+  }
+
+  const show = (cell) => {
+    if (!info) return;
+    info.textContent = "";
+    const text = document.createElement("span");
+    text.textContent = "cell " + cell.dataset.index + " · " + cell.dataset.count + " activations"
+      + (cell.dataset.class ? " · " + cell.dataset.class : "");
+    info.append(text);
+    for (const row of JSON.parse(cell.dataset.patches || "[]")) {
+      info.append(atlasSprite(row, "a real patch of cell " + cell.dataset.index, "patch"));
+    }
+    info.hidden = false;
+    atlasSprites.watch(info);
+  };
+  for (const cell of plane.querySelectorAll(".cell")) {
+    cell.addEventListener("mouseenter", () => show(cell));
+    cell.addEventListener("focus", () => show(cell));
+  }
+  apply();
+})();

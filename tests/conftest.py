@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import EVERY_TABLE, atlas_build, recipe_toml
+from helpers import EVERY_TABLE, MAPPED, atlas_build, recipe_toml
 from torch import nn
 
 from atlas.models.adapter import InputSpec, ModelAdapter
@@ -116,6 +116,17 @@ def every_table(tmp_path_factory) -> Built:
     root = tmp_path_factory.mktemp("every-table")
     path = root / "tiny.toml"
     path.write_text(recipe_toml(EVERY_TABLE))
+    result = atlas_build(path, root)
+    assert result.returncode == 0, result.stderr
+    return Built(root, path, result)
+
+
+@pytest.fixture(scope="session")
+def mapped(tmp_path_factory) -> Built:
+    """The session's one build with an activation atlas (MAPPED)."""
+    root = tmp_path_factory.mktemp("mapped")
+    path = root / "mapped.toml"
+    path.write_text(recipe_toml(MAPPED))
     result = atlas_build(path, root)
     assert result.returncode == 0, result.stderr
     return Built(root, path, result)

@@ -52,6 +52,14 @@ EVERY_TABLE = {
         },
     ],
 }
+# The one end-to-end recipe with an activation atlas (UMAP's first import and compiling cost
+# about 20 s a process): a map of mid, a visualised layer, so cells link to its units.
+MAPPED = {
+    **TINY,
+    "layers": ["mid"],
+    "dataset": {"source": "shapes/val", "samples": 64, "top_k": 2},
+    "activation_atlas": {"layers": ["mid"], "points": 600, "grid": 5, "steps": 32},
+}
 # each unit: its picture, its negative and a diversity set of 2; then the composed pictures
 EVERY_TABLE_PICTURES = TINY_PICTURES * (1 + 1 + 2) + 2
 

@@ -346,3 +346,50 @@ def test_built_from_links_open_the_input_units(site, server, page, where):
     page.goto(base + "layers/output.html")
     page.check("#inputs-toggle")
     assert page.locator(".top-input:not([hidden])").count() == 7
+
+
+@pytest.fixture(scope="module")
+def map_server(mapped):
+    """Serve the mapped build's parent folder: its site under a sub-path."""
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(mapped.site.parent)
+    )
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/{mapped.site.name}/"
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize("where", ["file", "http"])
+def test_the_map_zooms_pans_and_opens_a_cell(mapped, map_server, page, where):
+    base = mapped.site.as_uri() + "/" if where == "file" else map_server
+    page.goto(base + "index.html")
+    page.click("a.map-link >> nth=0")
+    assert page.url == base + "maps/mid.html"
+    view = page.locator("#map")
+    cells = page.locator("#map .cell")
+    assert cells.count() >= 3
+    assert all(width > 0 for width in loaded_images(page, "#map .icon"))
+    box = view.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function("Number(document.getElementById('map').dataset.scale) > 1.5")
+    before = int(view.get_attribute("data-x"))
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 120, box["y"] + box["height"] / 2 + 40, steps=5)
+    page.mouse.up()
+    assert int(view.get_attribute("data-x")) != before  # dragged, and no cell opened
+    assert page.url == base + "maps/mid.html"
+    page.click("[data-zoom=reset]")
+    first = cells.first
+    first.hover()
+    info = page.locator("#cell-info")
+    assert "activations" in info.inner_text() and info.locator(".patch").count() == 3
+    index = first.get_attribute("data-index")
+    first.click()
+    assert page.url == base + f"maps/mid/{index}.html"
+    assert page.locator("img.picture").evaluate("i => i.complete && i.naturalWidth") > 0
+    assert page.locator(".examples-grid .example").count() == 3
+    page.click(".cell-units a >> nth=0")
+    assert "/units/mid/" in page.url

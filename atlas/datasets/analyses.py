@@ -23,7 +23,7 @@ import torch
 from ..recipe.settings import DatasetSpec
 from .labels import Labels
 
-BUILT_IN = ("atlas.datasets.concepts:Concepts",)
+BUILT_IN = ("atlas.datasets.concepts:Concepts", "atlas.datasets.sampling:MapSamples")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Analysis:
     version = "1"
     passes = 1
     pass_names: tuple[str, ...] = ()
+    needs_output = False  # True: update() gets the model's output, in the graph, as output=
 
     def __init__(self, **settings: object):
         self.settings = settings

@@ -1,6 +1,7 @@
 """The dataset pass: what every unit responds to in real images.
 
-One streaming pass over a data set's samples, batched, without gradients, the forward
+One streaming pass over a data set's samples, batched, without gradients (unless an
+analysis reads the output's, as the activation atlas's class colouring does), the forward
 truncated after the deepest selected layer. For every unit it keeps a running top-k of
 its channel-mean activation (the measure pictures optimise) with the image index and the
 position of its spatial maximum, and its max, mean and 99th percentile on the data.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -111,6 +113,7 @@ def run_pass(
     layers' activations of every batch, with the images' labels, in each of its passes."""
     device = torch.device(device)
     adapter.module.to(device)
+    graded = any(a.needs_output for a, _ in analyses)  # they read the output's gradients
     watched = sorted({*layers, *(name for _, names in analyses for name in names)})
     adapter = run_copy(adapter, watched, torch.float32, device)  # folded: same values, faster
     order = sample_order(dataset, samples, seed)
@@ -118,7 +121,8 @@ def run_pass(
     skipped: list[int] = []
     passes = max([1, *(a.passes for a, _ in analyses)])
     kept: list | None = [] if passes > 1 and _small(order, adapter) else None
-    with Probe(adapter, watched) as probe, torch.no_grad():
+    probed = [*watched, OUTPUT] if graded else watched
+    with Probe(adapter, probed) as probe, torch.no_grad():
         for pass_index in range(passes):
             reading = [(a, names) for a, names in analyses if a.passes > pass_index]
             batches = _batches(dataset, order, adapter, batch_size, [] if pass_index else skipped)
@@ -128,10 +132,13 @@ def run_pass(
                 if pass_index == 0 and kept is not None:
                     kept.append((indices, images, labels))
                 x = adapter.input.normalize(torch.from_numpy(images).to(device))
-                acts = {name: act.float() for name, act in probe(x).items()}
-                if pass_index == 0:
-                    _update_states(states, acts, layers, indices, top_k, len(order))
-                _update_analyses(reading, acts, indices, labels, pass_index, len(order))
+                with torch.enable_grad() if graded and pass_index == 0 else nullcontext():
+                    live = probe(x.requires_grad_(graded and pass_index == 0))
+                    acts = {name: act.float() for name, act in live.items()}
+                    if pass_index == 0:
+                        seen = {name: act.detach() for name, act in acts.items()}
+                        _update_states(states, seen, layers, indices, top_k, len(order))
+                    _update_analyses(reading, acts, indices, labels, pass_index, len(order))
                 if progress:
                     progress(len(indices))
     return {name: state.result() for name, state in states.items()}, skipped
@@ -156,14 +163,18 @@ def _update_states(states, acts, layers, indices, top_k: int, samples: int) -> N
 
 
 def _update_analyses(reading: Subscribers, acts, indices, labels, pass_index, samples) -> None:
-    """Show one batch to each analysis reading this pass (begun on first sight)."""
+    """Show one batch to each analysis reading this pass (begun on first sight); those that
+    need the output get the activations in its graph, with the output."""
     for analysis, names in reading:
         for name in names:
             act = acts[name]
             if pass_index == 0 and name not in analysis.begun:
                 analysis.begun.add(name)
                 analysis.begin(name, unit_values(act)[0].shape[1], samples)
-            analysis.update(name, act, indices, labels, pass_index)
+            if analysis.needs_output and OUTPUT in acts:
+                analysis.update(name, act, indices, labels, pass_index, output=acts[OUTPUT])
+            else:
+                analysis.update(name, act.detach(), indices, labels, pass_index)
 
 
 def receptive_field(adapter: ModelAdapter, layer: str) -> tuple[int, int]:

@@ -309,39 +309,71 @@ def _channels_last(act: torch.Tensor) -> torch.Tensor:
     return act[:, None, :]
 
 
+def _rounded(vector: np.ndarray) -> list:
+    """Return a vector (or a matrix's rows) as plain numbers, rounded for cache keys."""
+    if vector.ndim == 2:
+        return [_rounded(row) for row in vector]
+    return [round(float(v), 6) for v in vector]
+
+
+Position = int | str | None  # a place on a layer: an index, "centre", or None (all)
+
+
+def _place(value: Position, size: int) -> int:
+    """Return a position's index on a side of size (``"centre"``: the middle)."""
+    return size // 2 if value == "centre" else int(value)
+
+
 class Direction(Objective):
-    """Project activations onto a direction in channel space, at every position.
+    """Project activations onto a direction in channel space, at every position or at one
+    (``x, y``: indices or ``"centre"``).
 
     With ``cossim_pow`` > 0 the dot product is multiplied by the cosine similarity to that
     power (lucid's ``direction_cossim``), which favours pictures that point that way rather
-    than merely activating strongly.
+    than merely activating strongly. ``vector`` may hold one direction per image (a matrix):
+    a batch of directions is one product.
     """
 
     def __init__(
-        self, layer: str, vector: Sequence[float], cossim_pow: float = 0.0, mask: Mask | None = None
+        self,
+        layer: str,
+        vector: Sequence[float] | np.ndarray,
+        cossim_pow: float = 0.0,
+        mask: Mask | None = None,
+        x: Position = None,
+        y: Position = None,
     ):
         self.layer = layer
-        self.vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if not np.isfinite(self.vector).all() or not np.linalg.norm(self.vector) > 0:
+        vectors = np.asarray(vector, dtype=np.float32)
+        self.vector = vectors if vectors.ndim == 2 else vectors.reshape(-1)
+        norms = np.linalg.norm(self.vector, axis=-1, keepdims=True)
+        if not np.isfinite(self.vector).all() or not (norms > 0).all():
             raise ValueError("a direction needs a finite, non-zero vector")
-        self.unit = self.vector / np.linalg.norm(self.vector)
+        self.unit = self.vector / norms
         self.cossim_pow = float(cossim_pow)
         self.mask = resolve_mask(mask, None, f"mask of direction({layer!r})")
+        places = [v for v in (x, y) if v is not None]
+        if len(places) == 1 or any(v != "centre" and not isinstance(v, int) for v in places):
+            raise ValueError('a direction\'s x and y are both None, indices or "centre"')
+        self.x, self.y = x, y
 
     def __call__(self, acts: Acts) -> torch.Tensor:
         act = acts[self.layer]
         features = _channels_last(act)
-        if features.shape[-1] != self.vector.size:
+        if features.shape[-1] != self.vector.shape[-1]:
             raise ValueError(
-                f"direction has {self.vector.size} values but layer {self.layer!r} has "
+                f"direction has {self.vector.shape[-1]} values but layer {self.layer!r} has "
                 f"{features.shape[-1]} channels"
             )
+        if self.x is not None and act.dim() == 4:
+            h, w = act.shape[2:]
+            features = act[:, :, _place(self.y, h), _place(self.x, w)][:, None, :]
         unit = constant(self.unit, act.device, act.dtype)
-        dot = features @ unit
+        dot = features @ unit if unit.dim() == 1 else (features * unit[:, None, :]).sum(-1)
         if self.cossim_pow:
             cos = dot / features.norm(dim=-1).clamp_min(1e-6)
             dot = dot * cos.clamp_min(0.1) ** self.cossim_pow
-        if act.dim() == 4:
+        if act.dim() == 4 and self.x is None:
             return _masked_mean(dot.view(act.shape[0], *act.shape[2:]), self.mask)
         return dot.mean(1)
 
@@ -354,12 +386,25 @@ class Direction(Objective):
         spec = {
             "type": "direction",
             "layer": self.layer,
-            "vector": [round(float(v), 6) for v in self.vector],
+            "vector": _rounded(self.vector),
             "cossim_pow": self.cossim_pow,
         }
         if self.mask is not None:
             spec["mask"] = self.mask.spec
+        if self.x is not None:
+            spec["x"], spec["y"] = self.x, self.y
         return spec
+
+    @classmethod
+    def merge(cls, parts: Sequence[Objective], rows: Sequence[int]) -> Objective | None:
+        first = parts[0]
+        same = (first.layer, first.cossim_pow, first.mask, first.x, first.y)
+        if any((p.layer, p.cossim_pow, p.mask, p.x, p.y) != same for p in parts):
+            return None
+        if any(p.vector.ndim != 1 for p in parts):
+            return None
+        vectors = np.repeat(np.stack([p.vector for p in parts]), list(rows), axis=0)
+        return cls(first.layer, vectors, first.cossim_pow, first.mask, first.x, first.y)
 
 
 class Diversity(Objective):
@@ -487,10 +532,16 @@ def layer(layer: str) -> Objective:
 
 
 def direction(
-    layer: str, vector: Sequence[float], cossim_pow: float = 0.0, mask: Mask | None = None
+    layer: str,
+    vector: Sequence[float],
+    cossim_pow: float = 0.0,
+    mask: Mask | None = None,
+    x: Position = None,
+    y: Position = None,
 ) -> Objective:
-    """Maximise the projection of the layer's activations onto vector."""
-    return Direction(layer, vector, cossim_pow, mask)
+    """Maximise the projection of the layer's activations onto vector, everywhere or at
+    one position (x, y: indices, or ``"centre"``)."""
+    return Direction(layer, vector, cossim_pow, mask, x, y)
 
 
 def diversity(layer: str) -> Objective:

@@ -6,11 +6,13 @@ import contextlib
 import gc
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..datasets.analyses import make
 from ..datasets.connections import DATA
+from ..maps.layout import umap_class
 from ..models.adapter import ModelAdapter
 from ..models.layers import catalogue, fit_input_size, select
 from ..models.weights import digests_in
@@ -28,10 +30,12 @@ from .estimate import estimate
 from .gather import make_manifest
 from .jobs import ConnectionsJob, DatasetJob, Job, ModelRef, Outcome, PairJob
 from .labelling import concept_findings
-from .plan import DatasetPlan, Plan, make_plan
+from .map_records import maps_record
+from .maps import lay_out, map_layers
+from .plan import DatasetPlan, Plan, make_plan, make_task
 from .runner import Progress, cache_sink, execute, make_jobs, memory_limit
 from .settle import settle
-from .sources import example_sources, picture_sources
+from .sources import example_sources, patch_sources, picture_sources
 
 
 @dataclass
@@ -77,6 +81,7 @@ def plan_build(
             adapter = registry.load_model(recipe.model, recipe.weights, **recipe.model_options)
     found = catalogue(adapter)
     layers = select(found, recipe.layers, recipe.model)
+    mapped = map_layers(recipe, found, select)
     check_per_channel(recipe, registry)
     check_device(recipe.device)
     check_precision(recipe.precision)
@@ -93,14 +98,19 @@ def plan_build(
     context = Context(
         recipe.model, adapter.labels, {x.name: x for x in found if x.supported}, recipe.base_dir
     )
-    return make_plan(recipe, adapter, layers, cache, registry, context)
+    return make_plan(recipe, adapter, layers, cache, registry, context, mapped)
 
 
-def _jobs(plan: Plan, cache: Cache, model: ModelAdapter | ModelRef, limit=None) -> list[Job]:
-    """Split the plan's missing tasks into batches that workers can run."""
+def _jobs(
+    plan: Plan, cache: Cache, model: ModelAdapter | ModelRef, limit=None, tasks=None
+) -> list[Job]:
+    """Split tasks (the plan's missing ones by default) into batches workers can run."""
     recipe = plan.recipe
+    tasks = plan.missing if tasks is None else tasks
+    if not tasks:
+        return []
     return make_jobs(
-        plan.missing,
+        tasks,
         model,
         str(cache.root),
         recipe.device,
@@ -225,6 +235,10 @@ def run_build(
     live = adapter is not None
     busy = bool(plan.missing) or bool(plan.dataset and plan.dataset.busy)
     busy = busy or bool(plan.connections and plan.connections.missing)
+    unmapped = bool(plan.maps and not all(m.laid_out for m in plan.maps.layers))
+    if unmapped:
+        umap_class()  # a missing extra is one line before any work, not after it
+    busy = busy or unmapped
     name = recipe.backend if busy else "sequential"  # start no cluster for nothing
     with backend_for(name, recipe.jobs, recipe.scheduler, live) as backend:
         model = plan.adapter if backend.shares_memory else model_ref(recipe, plan.adapter)
@@ -235,24 +249,48 @@ def run_build(
                 plan.adapter, recipe.batch_size, recipe.device, recipe.jobs
             )
         )
-        jobs = _jobs(plan, cache, model, limit) if plan.missing else []
-        sink = cache_sink(str(cache.root))
-        outcomes: list[Outcome] = []
-        pass_job = _dataset_job(plan, cache, model)
-        if pass_job is not None:
-            samples = min(pass_job.spec.samples, len(plan.dataset.dataset)) * plan.dataset.passes
-            stage = pass_stage(plan.dataset)
-            outcomes += execute([pass_job], backend, registry, sink, progress, stage, samples)
-        connect = _connections_job(plan, cache, model)
-        if connect is not None:
-            stage = f"connections ({connect.pairs[0].method})"
-            outcomes += execute([connect], backend, registry, sink, progress, stage, connect.work)
-        outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
+        outcomes = _compute(plan, cache, backend, registry, progress, model, limit)
     failed = [o for o in outcomes if o.error]
     with gc_paused():
         index, manifest = _gather_and_write(plan, cache, failed, out_dir, template_dirs)
     computed = sum(o.images for o in outcomes if not o.error)
     return BuildResult(plan, computed, failed, index, manifest)
+
+
+def _compute(plan: Plan, cache: Cache, backend, registry, progress, model, limit) -> list:
+    """Run what the cache lacks: the dataset pass, the connections, then the pictures of
+    units and composed pictures while UMAP lays the maps out in a thread, then the maps'
+    cells; return the outcomes."""
+    sink = cache_sink(str(cache.root))
+    outcomes: list[Outcome] = []
+    pass_job = _dataset_job(plan, cache, model)
+    if pass_job is not None:
+        samples = min(pass_job.spec.samples, len(plan.dataset.dataset)) * plan.dataset.passes
+        stage = pass_stage(plan.dataset)
+        outcomes += execute([pass_job], backend, registry, sink, progress, stage, samples)
+    connect = _connections_job(plan, cache, model)
+    if connect is not None:
+        stage = f"connections ({connect.pairs[0].method})"
+        outcomes += execute([connect], backend, registry, sink, progress, stage, connect.work)
+    recipe = plan.recipe
+    jobs = _jobs(plan, cache, model, limit, plan.missing)
+    with ThreadPoolExecutor(1, thread_name_prefix="umap") as pool:
+        mapping = None
+        if plan.maps:
+            args = (plan.maps, recipe, plan.adapter, cache, make_task, _say)
+            mapping = pool.submit(lay_out, *args)
+        outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
+        if mapping is not None and mapping.result():
+            plan.look_up(cache, plan.maps.tasks)
+            cells = [t for t in plan.maps.tasks if t.key not in plan.cached]
+            cell_jobs = _jobs(plan, cache, model, limit, cells)
+            outcomes += execute(cell_jobs, backend, registry, sink, progress, "map cells")
+    return outcomes
+
+
+def _say(text: str) -> None:
+    """Write one line of progress on stderr."""
+    sys.stderr.write(f"{text}\n")
 
 
 def _gather_and_write(plan, cache, failed, out_dir, template_dirs) -> tuple[Path, dict]:
@@ -263,8 +301,12 @@ def _gather_and_write(plan, cache, failed, out_dir, template_dirs) -> tuple[Path
     findings, analyses = _findings(plan, cache), _analysis_findings(plan, cache)
     wired = connection_findings(plan.connections, cache)
     manifest = make_manifest(plan, entries, failed, findings, analyses, wired)
+    errors = {o.key: o.error for o in failed}
+    maps = maps_record(plan, entries, errors, manifest["layers"], cache)
+    manifest["activation_atlas"] = maps
     images = picture_sources(entries)
     images.update(example_sources(plan, findings, concept_findings(analyses)))
+    images.update(patch_sources(plan, maps))
     index = write_site(manifest, images, out_dir or default_out_dir(recipe), template_dirs)
     return index, manifest
 

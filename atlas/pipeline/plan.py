@@ -20,6 +20,7 @@ from ..store.cache import Cache, Entry, canonical_json, digest
 from ..store.findings import AnalysisStore, FindingsStore, analysis_key, findings_key
 from .compose import Context, as_objective, compile_expression
 from .connections import ConnectionsPlan, plan_connections
+from .maps import MapsPlan, output_classes, plan_maps, sampling_spec
 
 MAIN, NEGATIVE, DIVERSITY = "main", "negative", "diversity"
 
@@ -157,18 +158,29 @@ class Plan:
     dataset: DatasetPlan | None = None
     entries: dict[str, Entry] = field(default_factory=dict, repr=False)  # verified when planned
     connections: ConnectionsPlan | None = None
+    maps: MapsPlan | None = None
 
     def all_keys(self) -> set[str]:
-        """Return every cache key the build uses: pictures, the dataset pass, connections."""
+        """Return every cache key the build uses: pictures, the dataset pass, connections,
+        maps."""
         keys = {k for task in self.tasks for k in task.keys}
         keys |= self.dataset.all_keys() if self.dataset else set()
         keys |= {p.key for p in self.connections.pairs} if self.connections else set()
+        keys |= self.maps.all_keys() if self.maps else set()
         return keys
 
     @property
     def tasks(self) -> list[Task]:
-        """Return every task: the units' first, then the composed pictures'."""
-        return [t for u in self.units for t in u.tasks] + [p.task for p in self.pictures]
+        """Return every task: the units' first, then the composed pictures', then the maps'
+        cells'."""
+        tasks = [t for u in self.units for t in u.tasks] + [p.task for p in self.pictures]
+        return tasks + (self.maps.tasks if self.maps else [])
+
+    def look_up(self, cache: Cache, tasks: Sequence[Task]) -> None:
+        """Verify the stored pictures of tasks once and note which tasks are cached."""
+        found = {k: cache.get(k) for t in tasks for k in t.keys}
+        self.entries.update({k: entry for k, entry in found.items() if entry is not None})
+        self.cached |= {t.key for t in tasks if all(k in self.entries for k in t.keys)}
 
     @property
     def cached_images(self) -> int:
@@ -210,6 +222,7 @@ class Plan:
             "pictures_to_compute": len(self.pictures) - pictures_cached,
             "dataset": self._dataset_summary(),
             "connections": self.connections.summary() if self.connections else None,
+            "activation_atlas": self.maps.summary(self.cached) if self.maps else None,
         }
 
     def _dataset_summary(self) -> dict | None:
@@ -349,8 +362,10 @@ def make_plan(
     cache: Cache,
     registry: Registry,
     context: Context,
+    mapped: Sequence[LayerInfo] = (),
 ) -> Plan:
-    """List every unit and picture and look each task up in the cache."""
+    """List every unit and picture and look each task up in the cache (mapped: the layers
+    of the recipe's activation atlas)."""
     units = []
     for layer in layers:
         labels = adapter.labels.get(layer.name, ())
@@ -358,20 +373,27 @@ def make_plan(
             label = labels[c] if c < len(labels) else None
             units.append(_unit(recipe, adapter, registry, layer.name, c, label))
     plan = Plan(recipe, adapter, list(layers), units, _pictures(recipe, adapter, registry, context))
-    found = {k: cache.get(k) for t in plan.tasks for k in t.keys}  # each entry verified once
-    plan.entries = {k: entry for k, entry in found.items() if entry is not None}
-    plan.cached = {t.key for t in plan.tasks if all(k in plan.entries for k in t.keys)}
     if recipe.dataset is not None:
-        plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry)
+        plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry, mapped)
     data = plan.dataset.as_dict() if plan.dataset else None
     plan.connections = plan_connections(recipe, adapter, layers, cache, data)
+    if mapped:
+        keys = plan.dataset.analyses[-1].keys  # the maps' sampling, planned last
+        plan.maps = plan_maps(recipe, adapter, list(mapped), keys, cache, make_task)
+    plan.look_up(cache, plan.tasks)  # each entry verified once
     return plan
 
 
 def plan_dataset(
-    recipe: Recipe, adapter: ModelAdapter, layers: Sequence[LayerInfo], cache: Cache, registry
+    recipe: Recipe,
+    adapter: ModelAdapter,
+    layers: Sequence[LayerInfo],
+    cache: Cache,
+    registry,
+    mapped: Sequence[LayerInfo] = (),
 ) -> DatasetPlan:
-    """Open the recipe's data set and look each layer's examples up in the cache."""
+    """Open the recipe's data set and look each layer's examples up in the cache (and the
+    samples of each mapped layer)."""
     spec = recipe.dataset
     dataset = registry.load_dataset(
         spec.source,
@@ -403,6 +425,9 @@ def plan_dataset(
         _plan_analysis(analysis, adapter, planned, layers, cache)
         for analysis in wanted(spec, labels)
     ]
+    if mapped:
+        sampling = sampling_spec(recipe.activation_atlas, len(output_classes(adapter)))
+        planned.analyses.append(_plan_analysis(sampling, adapter, planned, mapped, cache))
     return planned
 
 

@@ -10,11 +10,14 @@ from pathlib import Path
 
 from ..datasets.concepts import unit_mask
 from ..datasets.examples import crop_box
+from ..datasets.prepare import prepare
+from ..images import encode_png
 from ..site import Source
 from ..store.cache import Entry
 from ..store.findings import Finding
 from .gather import example_file_key
 from .labelling import masked_crop
+from .map_records import patch_box, patch_key
 from .plan import Plan
 
 
@@ -60,4 +63,32 @@ def example_sources(
                 box = crop_box(example["position"], grid, field, size)
                 read = partial(read_crop, example["file"], finding, c, rank, example["index"], box)
                 out[example_file_key(layer.name, c, rank)] = Source(f"{prefix}:{c}:{rank}", read)
+    return out
+
+
+def read_patch(dataset, adapter, index: int, box) -> bytes:
+    """Return a real patch of a map cell: its image prepared as the model sees it, cut."""
+    top, left, h, w = box
+    image = prepare(dataset[index][0], adapter).transpose(1, 2, 0)
+    return encode_png(image[top : top + h, left : left + w])
+
+
+def patch_sources(plan: Plan, maps: Mapping[str, dict] | None) -> dict[str, Source]:
+    """Return every map cell's real patches, read from the data set when the site needs
+    them (known by the layout, the cell, the image and the position)."""
+    if not maps or plan.maps is None or plan.dataset is None:
+        return {}
+    size = tuple(plan.adapter.input.size)
+    by_name = {m.name: m for m in plan.maps.layers}
+    out = {}
+    for name, record in maps.items():
+        mapped = by_name[name]
+        for cell in record["cells"]:
+            for rank, patch in enumerate(cell["patches"]):
+                box = patch_box(mapped, patch["position"], size)
+                read = partial(read_patch, plan.dataset.dataset, plan.adapter, patch["index"], box)
+                where = f"{patch['index']}:{patch['position']}:{box}"
+                out[patch_key(mapped, cell["index"], rank)] = Source(
+                    f"{mapped.layout_key}:{where}", read
+                )
     return out

@@ -22,6 +22,7 @@ from .settings import (
     ConnectionSettings,
     CropSettings,
     DatasetSpec,
+    MapSettings,
     RenderSettings,
     TransformSettings,
 )
@@ -42,6 +43,15 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "pictures": (list,),
         "dataset": (dict,),
         "connections": (dict,),
+        "activation_atlas": (dict,),
+    },
+    "activation_atlas": {
+        "layers": (list,),
+        "points": (int,),
+        "grid": (int,),
+        "n_neighbors": (int,),
+        "min_dist": (float, int),
+        "steps": (int,),
     },
     "connections": {"from": (dict,), "top": (int,), "method": (str,)},
     "dataset": {
@@ -161,6 +171,7 @@ class Recipe:
     pictures: list[Picture] = field(default_factory=list)
     dataset: DatasetSpec | None = None
     connections: ConnectionSettings | None = None
+    activation_atlas: MapSettings | None = None
     origin: str = ""  # where it was read from, for errors: a file, or "atlas.build()"
 
     @property
@@ -394,6 +405,36 @@ def _connections(data: dict | None, where: str) -> ConnectionSettings | None:
     return ConnectionSettings(tuple(sorted(sources.items())), data.get("top", 8), method)
 
 
+MAP_LIMITS = {  # [activation_atlas] keys: (least, most)
+    "points": (100, 1_000_000),
+    "grid": (2, 160),
+    "n_neighbors": (2, 200),
+    "min_dist": (0.0, 1.0),
+    "steps": (1, 100_000),
+}
+
+
+def _activation_atlas(data: dict | None, where: str, seed: int) -> MapSettings | None:
+    """Read the ``[activation_atlas]`` table (its layer names are checked when planning)."""
+    if data is None:
+        return None
+    _check_table(data, "activation_atlas", where)
+    layers = data.get("layers")
+    if not layers or not all(isinstance(x, str) for x in layers):
+        raise RecipeError(
+            f"{where}: key 'activation_atlas.layers' must be a non-empty list of layer names"
+        )
+    for key, (least, most) in MAP_LIMITS.items():
+        if key in data and not least <= data[key] <= most:
+            raise RecipeError(
+                f"{where}: key 'activation_atlas.{key}' must be from {least} to {most}"
+            )
+    keys = {k: data[k] for k in MAP_LIMITS if k in data}
+    if "min_dist" in keys:
+        keys["min_dist"] = float(keys["min_dist"])
+    return MapSettings(tuple(dict.fromkeys(layers)), seed=seed, **keys)
+
+
 def unit_settings(render: dict, where: str) -> dict:
     """Read the render keys that say what to make for each unit (objective, seed, ...)."""
     if render.get("diversity", 0) not in (0, *range(2, 65)):
@@ -422,8 +463,9 @@ def parse_recipe(
     model = data.get("model", {})
     if "source" not in model:
         raise RecipeError(f"{where}: missing key 'model.source' (e.g. 'torchvision/resnet18')")
-    layers = data.get("layers")
-    if not layers or not all(isinstance(x, str) for x in layers):
+    layers = data.get("layers", [] if "activation_atlas" in data else None)
+    mapped_only = layers == [] and "activation_atlas" in data  # a map and no unit pictures
+    if not (layers or mapped_only) or not all(isinstance(x, str) for x in layers):
         raise RecipeError(f"{where}: key 'layers' must be a non-empty list of layer names")
     render, run = data.get("render", {}), data.get("run", {})
     for key in ("batch_size", "jobs", "max_channels"):
@@ -436,6 +478,11 @@ def parse_recipe(
     if run.get("backend", "loky") not in BACKENDS:
         raise RecipeError(f"{where}: key 'run.backend' must be one of {', '.join(BACKENDS)}")
     out_dir = data.get("output", {}).get("dir")
+    if "activation_atlas" in data and "dataset" not in data:
+        raise RecipeError(
+            f"{where}: [activation_atlas] needs a [dataset] table: the activations it maps "
+            "are read from the data set's images"
+        )
     return Recipe(
         model=model["source"],
         layers=list(layers),
@@ -448,6 +495,9 @@ def parse_recipe(
         pictures=_pictures(data, where, objectives or {}),
         dataset=_dataset(data.get("dataset"), where),
         connections=_connections(data.get("connections"), where),
+        activation_atlas=_activation_atlas(
+            data.get("activation_atlas"), where, render.get("seed", 0)
+        ),
         **unit_settings(render, where),
         batch_size=run.get("batch_size", 64),
         device=run.get("device", "auto"),

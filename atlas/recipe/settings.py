@@ -187,3 +187,28 @@ class ConnectionSettings:
     sources: tuple[tuple[str, str], ...] = ()  # (layer, its source layer) the recipe chose
     top: int = 8
     method: str = "data"
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """The recipe's ``[activation_atlas]``: the layers to map, how many activations to
+    sample, the UMAP settings, the grid of cells and the steps of each cell's picture
+    (the Activation Atlas's defaults but for steps: None keeps the render's)."""
+
+    layers: tuple[str, ...]
+    points: int = 100_000
+    grid: int = 20
+    n_neighbors: int = 50
+    min_dist: float = 0.05
+    steps: int | None = None
+    seed: int = 0
+
+    def layout(self) -> dict:
+        """Return the layout's settings as plain data (its cache key and the manifest's)."""
+        return {
+            "n_neighbors": self.n_neighbors,
+            "min_dist": self.min_dist,
+            "metric": "cosine",
+            "seed": self.seed,
+            "points": self.points,
+        }

@@ -69,7 +69,9 @@ def _text(rel: str, text: str) -> Output:
     return Output(rel, _digest(hashlib.sha256(text.encode()).hexdigest()), text.encode)
 
 
-PAGE_LEFT_OUT = ("layers", "pictures", "generated", "units_total", "connections")
+PAGE_LEFT_OUT = (
+    "layers", "pictures", "generated", "units_total", "connections", "activation_atlas",
+)  # fmt: skip
 
 
 def site_facts(manifest: Mapping) -> dict:
@@ -79,6 +81,8 @@ def site_facts(manifest: Mapping) -> dict:
     facts = {k: v for k, v in manifest.items() if k not in PAGE_LEFT_OUT}
     pairs = manifest.get("connections") or []
     facts["connections"] = {k: pairs[0][k] for k in ("method", "top")} if pairs else None
+    maps = (manifest.get("activation_atlas") or {}).values()
+    facts["maps"] = {m["name"]: m["page"] for m in maps}  # links from the index and layers
     return facts
 
 
@@ -140,13 +144,24 @@ def _pages(manifest: Mapping, env: jinja2.Environment, tdigest: str) -> Iterator
             "next": brief(pictures[i + 1] if i + 1 < len(pictures) else None),
         }
         yield _page(env, "picture.html", picture["page"], context, tdigest)
+    yield from _map_pages(manifest, facts, env, tdigest)
+
+
+def _map_pages(manifest: Mapping, facts: dict, env, tdigest: str) -> Iterator[Output]:
+    """Yield each activation atlas's page and its cells' pages."""
+    for atlas in (manifest.get("activation_atlas") or {}).values():
+        yield _page(env, "map.html", atlas["page"], {"manifest": facts, "map": atlas}, tdigest)
+        short = {k: v for k, v in atlas.items() if k != "cells"}
+        for cell in atlas["cells"]:
+            context = {"manifest": facts, "map": short, "cell": cell}
+            yield _page(env, "cell.html", cell["page"], context, tdigest)
 
 
 def _chunks(units: int) -> int:
     return max(1, -(-units // CHUNK))
 
 
-def _sprite(record: Mapping | None) -> list | None:
+def sprite_row(record: Mapping | None) -> list | None:
     """Return a sprite record as [file, x, y, w, h, sheet w, sheet h] (None: none)."""
     if not record:
         return None
@@ -165,9 +180,9 @@ def unit_row(unit: Mapping) -> dict:
         "r": unit.get("reached_over_max"),
         "p": unit["page"],
         "e": bool(unit.get("error")),
-        "t": _sprite(unit.get("thumb")),
-        "x": _sprite(examples[0]) if examples else None,
-        "n": _sprite(inputs[0].get("thumb")) if inputs else None,
+        "t": sprite_row(unit.get("thumb")),
+        "x": sprite_row(examples[0]) if examples else None,
+        "n": sprite_row(inputs[0].get("thumb")) if inputs else None,
     }
 
 
@@ -192,6 +207,10 @@ def picture_records(manifest: Mapping) -> Iterator[Mapping]:
             yield from unit.get("diversity", [])
             yield from unit.get("examples", [])
     yield from manifest.get("pictures", [])
+    for atlas in (manifest.get("activation_atlas") or {}).values():
+        for cell in atlas["cells"]:
+            yield cell
+            yield from cell["patches"]
 
 
 def _pictures(manifest: Mapping, images: Mapping[str, Source]) -> Iterator[Output]:

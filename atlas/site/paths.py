@@ -83,3 +83,26 @@ def example(slug: str, channel: int, rank: int, total: int, size: tuple[int, int
         "box": [rank * w, 0, w, h],
         "size": [total * w, h],
     }
+
+
+def map_page(slug: str) -> str:
+    """Return a layer's activation atlas page."""
+    return f"maps/{slug}.html"
+
+
+def cell_page(slug: str, index: int) -> str:
+    return f"maps/{slug}/{index}.html"
+
+
+def cell_image(slug: str, index: int) -> str:
+    return f"maps/{slug}/{index}.png"
+
+
+def cell_patch(slug: str, index: int, rank: int, total: int, size: tuple[int, int]) -> dict:
+    """Return the place of a cell's rank-th of total real patches in its strip."""
+    h, w = size
+    return {
+        "image": f"maps/{slug}/{index}-patches.webp",
+        "box": [rank * w, 0, w, h],
+        "size": [total * w, h],
+    }

@@ -24,7 +24,7 @@ import jinja2
 from ..errors import AtlasError
 from ..store.cache import canonical_json
 from .files import Source, as_source
-from .outputs import Output, builtin_templates, site_outputs
+from .outputs import Output, builtin_templates, site_outputs, sprite_row
 from .paths import slugify
 from .record import NAME, Record
 
@@ -82,6 +82,7 @@ def environment(template_dirs: Sequence[str | Path] = ()) -> jinja2.Environment:
     env.filters["sparkline"] = sparkline
     env.filters["bars"] = bar_rows
     env.filters["sprite"] = sprite_style
+    env.filters["sprite_row"] = sprite_row
     return env
 
 
