@@ -206,6 +206,14 @@ def _print_plan(summary: dict, as_json: bool) -> None:
             for p in connections["pairs"]
         )
         click.echo(f"connections by {connections['method']}: {pairs or 'none'}")
+    for name, shown in (summary.get("activation_atlas") or {}).items():
+        size = f"{shown['grid']}x{shown['grid']} grid, {shown['layout']['points']} points"
+        if not shown["laid_out"]:
+            state = "to sample and lay out (UMAP), then its cells to draw"
+        else:
+            state = f"{shown['cells']} cells: {shown['cells_cached']} cached, "
+            state += f"{shown['cells_to_compute']} to compute"
+        click.echo(f"activation atlas of {name} ({size}): {state}")
     click.echo(
         f"{summary['units_total']} pictures: {summary['units_cached']} cached, "
         f"{summary['units_to_compute']} to compute"

@@ -255,6 +255,9 @@ def test_a_rebuild_computes_nothing_and_a_new_grid_runs_no_umap(mapped, tmp_path
     shown = plan["activation_atlas"]["mid"]
     assert shown["laid_out"] and shown["cached"] and shown["cells_to_compute"] == 0
     assert plan["units_to_compute"] == 0
+    text = atlas("build", str(mapped.recipe), *args[2:], "--dry-run").stdout
+    cells = shown["cells"]
+    assert f"activation atlas of mid (5x5 grid, 600 points): {cells} cells: {cells} cached" in text
     coarser = tmp_path / "coarser.toml"
     coarser.write_text(recipe_toml(MAPPED, activation_atlas={"grid": 3}))
     plan = json.loads(atlas("build", str(coarser), *args).stdout)

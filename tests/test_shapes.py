@@ -40,7 +40,14 @@ def test_shipped_weights_segment_held_out_images(shapes):
 @pytest.mark.e2e
 def test_every_class_picture_is_predicted_as_its_class(tmp_path, shapes):
     """Feed each class channel's picture back: most pixels must get that class."""
-    recipe = replace(load_recipe(), layers=["output"], pictures=[], dataset=None, connections=None)
+    recipe = replace(
+        load_recipe(),
+        layers=["output"],
+        pictures=[],
+        dataset=None,
+        connections=None,
+        activation_atlas=None,
+    )
     result = run_build(recipe, cache_dir=tmp_path / "cache", out_dir=tmp_path / "site")
     assert not result.failed and result.computed == len(CLASSES)
     cache = Cache(tmp_path / "cache")

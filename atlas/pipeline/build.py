@@ -6,9 +6,10 @@ import contextlib
 import gc
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from tqdm import tqdm
 
 from ..datasets.analyses import make
 from ..datasets.connections import DATA
@@ -258,9 +259,9 @@ def run_build(
 
 
 def _compute(plan: Plan, cache: Cache, backend, registry, progress, model, limit) -> list:
-    """Run what the cache lacks: the dataset pass, the connections, then the pictures of
-    units and composed pictures while UMAP lays the maps out in a thread, then the maps'
-    cells; return the outcomes."""
+    """Run what the cache lacks: the dataset pass, the connections, the maps' layouts
+    (UMAP, in this thread: run beside the workers it gave other layouts than alone), then
+    every picture; return the outcomes."""
     sink = cache_sink(str(cache.root))
     outcomes: list[Outcome] = []
     pass_job = _dataset_job(plan, cache, model)
@@ -273,24 +274,16 @@ def _compute(plan: Plan, cache: Cache, backend, registry, progress, model, limit
         stage = f"connections ({connect.pairs[0].method})"
         outcomes += execute([connect], backend, registry, sink, progress, stage, connect.work)
     recipe = plan.recipe
+    if plan.maps and lay_out(plan.maps, recipe, plan.adapter, cache, make_task, _say):
+        plan.look_up(cache, plan.maps.tasks)
     jobs = _jobs(plan, cache, model, limit, plan.missing)
-    with ThreadPoolExecutor(1, thread_name_prefix="umap") as pool:
-        mapping = None
-        if plan.maps:
-            args = (plan.maps, recipe, plan.adapter, cache, make_task, _say)
-            mapping = pool.submit(lay_out, *args)
-        outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
-        if mapping is not None and mapping.result():
-            plan.look_up(cache, plan.maps.tasks)
-            cells = [t for t in plan.maps.tasks if t.key not in plan.cached]
-            cell_jobs = _jobs(plan, cache, model, limit, cells)
-            outcomes += execute(cell_jobs, backend, registry, sink, progress, "map cells")
+    outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
     return outcomes
 
 
 def _say(text: str) -> None:
-    """Write one line of progress on stderr."""
-    sys.stderr.write(f"{text}\n")
+    """Write one line of progress on stderr, above any progress bar."""
+    tqdm.write(text, file=sys.stderr)
 
 
 def _gather_and_write(plan, cache, failed, out_dir, template_dirs) -> tuple[Path, dict]:

@@ -29,7 +29,7 @@ from ..store.findings import AnalysisStore, Finding
 
 LAYOUT = "activation_atlas_layout"  # the analysis store's folder for layouts
 COSSIM_POW = 2.0  # lucid's activation atlas: dot · max(0.1, cossim)²
-VERSION = "1"  # of the layout and cells: bump when what they compute changes
+VERSION = "2"  # of the layout and cells: bump when what they compute changes
 
 
 @dataclass
@@ -90,6 +90,11 @@ def map_layers(recipe: Recipe, found: list[LayerInfo], select) -> list[LayerInfo
     """Return the layers ``[activation_atlas]`` names, checked to be feature maps."""
     if recipe.activation_atlas is None:
         return []
+    if recipe.dataset is None:
+        raise RecipeError(
+            f"{recipe.where}: [activation_atlas] needs a [dataset] table: the activations it "
+            "maps are read from the data set's images"
+        )
     chosen = select(found, list(recipe.activation_atlas.layers), recipe.model)
     for layer in chosen:
         if len(layer.shape) != 3:
