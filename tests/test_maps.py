@@ -15,6 +15,7 @@ import torch
 from helpers import MAPPED, TINY, atlas, atlas_build, broken_links, links, recipe_toml
 from torch import nn
 
+from atlas.datasets import sampling
 from atlas.datasets.examples import run_pass
 from atlas.datasets.sampling import NAME, MapSamples
 from atlas.engine.objectives import Direction
@@ -130,7 +131,9 @@ class Noise:
         return {"noise": 12}
 
 
-def test_class_colouring_reads_h_times_the_gradient_of_each_class():
+@pytest.mark.parametrize("mode", ["forward", "backward"])
+def test_class_colouring_reads_h_times_the_gradient_of_each_class(mode, monkeypatch):
+    monkeypatch.setattr(sampling, "BACKWARD_AT", 0 if mode == "forward" else 100)
     torch.manual_seed(0)
     weight = torch.randn(4, 3)
     adapter = ModelAdapter(

@@ -47,7 +47,8 @@ class Analysis:
     version = "1"
     passes = 1
     pass_names: tuple[str, ...] = ()
-    needs_output = False  # True: update() gets the model's output, in the graph, as output=
+    needs_derivative = False  # True: update() also gets derivatives=, the batch's
+    # OutputDerivatives (the output's derivatives with respect to the layer)
 
     def __init__(self, **settings: object):
         self.settings = settings

@@ -1,8 +1,9 @@
 """The dataset pass: what every unit responds to in real images.
 
-One streaming pass over a data set's samples, batched, without gradients (unless an
-analysis reads the output's, as the activation atlas's class colouring does), the forward
-truncated after the deepest selected layer. For every unit it keeps a running top-k of
+One streaming pass over a data set's samples, batched, without gradients, the forward
+truncated after the deepest selected layer (an analysis that needs the output's derivative,
+as the activation atlas's class colouring does, runs its own forward-mode passes). For
+every unit it keeps a running top-k of
 its channel-mean activation (the measure pictures optimise) with the image index and the
 position of its spatial maximum, and its max, mean and 99th percentile on the data.
 State per unit is k values plus the top 1% needed for an exact p99, never the samples.
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from ..models.adapter import ModelAdapter
 from ..models.frozen import run_copy
@@ -113,7 +114,6 @@ def run_pass(
     layers' activations of every batch, with the images' labels, in each of its passes."""
     device = torch.device(device)
     adapter.module.to(device)
-    graded = any(a.needs_output for a, _ in analyses)  # they read the output's gradients
     watched = sorted({*layers, *(name for _, names in analyses for name in names)})
     adapter = run_copy(adapter, watched, torch.float32, device)  # folded: same values, faster
     order = sample_order(dataset, samples, seed)
@@ -121,8 +121,7 @@ def run_pass(
     skipped: list[int] = []
     passes = max([1, *(a.passes for a, _ in analyses)])
     kept: list | None = [] if passes > 1 and _small(order, adapter) else None
-    probed = [*watched, OUTPUT] if graded else watched
-    with Probe(adapter, probed) as probe, torch.no_grad():
+    with Probe(adapter, watched) as probe, torch.no_grad():
         for pass_index in range(passes):
             reading = [(a, names) for a, names in analyses if a.passes > pass_index]
             batches = _batches(dataset, order, adapter, batch_size, [] if pass_index else skipped)
@@ -132,13 +131,11 @@ def run_pass(
                 if pass_index == 0 and kept is not None:
                     kept.append((indices, images, labels))
                 x = adapter.input.normalize(torch.from_numpy(images).to(device))
-                with torch.enable_grad() if graded and pass_index == 0 else nullcontext():
-                    live = probe(x.requires_grad_(graded and pass_index == 0))
-                    acts = {name: act.float() for name, act in live.items()}
-                    if pass_index == 0:
-                        seen = {name: act.detach() for name, act in acts.items()}
-                        _update_states(states, seen, layers, indices, top_k, len(order))
-                    _update_analyses(reading, acts, indices, labels, pass_index, len(order))
+                acts = {name: act.float() for name, act in probe(x).items()}
+                if pass_index == 0:
+                    _update_states(states, acts, layers, indices, top_k, len(order))
+                derive = OutputDerivatives(adapter, x, probe)
+                _update_analyses(reading, acts, indices, labels, pass_index, len(order), derive)
                 if progress:
                     progress(len(indices))
     return {name: state.result() for name, state in states.items()}, skipped
@@ -162,19 +159,60 @@ def _update_states(states, acts, layers, indices, top_k: int, samples: int) -> N
         states[name].update(act, indices)
 
 
-def _update_analyses(reading: Subscribers, acts, indices, labels, pass_index, samples) -> None:
+class OutputDerivatives:
+    """The derivatives of the model's output for one batch with respect to a layer's
+    activations, by another whole forward (the pass's probe silent): forward mode along a
+    tangent (every output at once), or backward mode per output column."""
+
+    def __init__(self, adapter: ModelAdapter, x: torch.Tensor, probe: Probe):
+        self.adapter, self.x, self.probe = adapter, x, probe
+
+    def _run(self, layer: str, hook, x: torch.Tensor) -> torch.Tensor:
+        module = dict(self.adapter.module.named_modules())[layer]
+        handle = module.register_forward_hook(hook)
+        try:
+            return self.adapter.model_output(self.adapter.module(x))
+        finally:
+            handle.remove()
+
+    def along(self, layer: str, tangent: torch.Tensor) -> torch.Tensor:
+        """Return the output's derivative along tangent added to layer's output."""
+        with fwAD.dual_level(), self.probe.paused():
+            dual = lambda m, a, out: fwAD.make_dual(out, tangent.to(out.dtype))  # noqa: E731
+            out = self._run(layer, dual, self.x)
+            return fwAD.unpack_dual(out).tangent.float()
+
+    def gradients(self, layer: str, columns) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Return layer's activations and, per column of columns(output) (B, K), the
+        gradient of its sum with respect to them."""
+        kept: dict[str, torch.Tensor] = {}
+        with torch.enable_grad(), self.probe.paused():
+            keep = lambda m, a, out: kept.setdefault("act", out)  # noqa: E731
+            out = self._run(layer, keep, self.x.detach().requires_grad_(True))
+            values = columns(out)
+            act = kept["act"]
+            grads = [
+                torch.autograd.grad(values[:, c].sum(), act, retain_graph=True)[0]
+                for c in range(values.shape[1])
+            ]
+        return act.detach(), grads
+
+
+def _update_analyses(
+    reading: Subscribers, acts, indices, labels, pass_index, samples, derive=None
+) -> None:
     """Show one batch to each analysis reading this pass (begun on first sight); those that
-    need the output get the activations in its graph, with the output."""
+    need it get derive, the output's derivatives with respect to their layer."""
     for analysis, names in reading:
         for name in names:
             act = acts[name]
             if pass_index == 0 and name not in analysis.begun:
                 analysis.begun.add(name)
                 analysis.begin(name, unit_values(act)[0].shape[1], samples)
-            if analysis.needs_output and OUTPUT in acts:
-                analysis.update(name, act, indices, labels, pass_index, output=acts[OUTPUT])
+            if analysis.needs_derivative and derive is not None:
+                analysis.update(name, act, indices, labels, pass_index, derivatives=derive)
             else:
-                analysis.update(name, act.detach(), indices, labels, pass_index)
+                analysis.update(name, act, indices, labels, pass_index)
 
 
 def receptive_field(adapter: ModelAdapter, layer: str) -> tuple[int, int]:

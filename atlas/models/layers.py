@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -172,9 +173,12 @@ class Probe:
         self.targets = wanted - {OUTPUT, INPUT}
         self._acts: dict[str, torch.Tensor] = {}
         self._hooks: list = []
+        self._paused = False
 
     def _hook(self, name: str):
         def hook(module, args, out):
+            if self._paused:
+                return
             self._acts.setdefault(name, out)
             if not self.need_output and self.targets.issubset(self._acts):
                 raise _StopForward
@@ -191,6 +195,15 @@ class Probe:
         for handle in self._hooks:
             handle.remove()
         self._hooks.clear()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Let the module run whole, its hooks silent (another forward inside the block)."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the wanted activations for input x."""

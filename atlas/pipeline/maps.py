@@ -115,8 +115,8 @@ def patch_size(adapter: ModelAdapter, layer: str) -> tuple[int, int]:
 
 
 def output_classes(adapter: ModelAdapter) -> tuple[str, ...]:
-    """Return the output's class names for class colouring (none when there are too many
-    to attribute, one backward pass each)."""
+    """Return the output's class names for class colouring (none above MAX_CLASSES: the
+    attributions keep points × classes floats)."""
     names = tuple(adapter.labels.get(OUTPUT, ()))
     return names if 0 < len(names) <= MAX_CLASSES else ()
 
