@@ -183,6 +183,20 @@ def test_a_layer_that_is_not_a_feature_map_is_refused(tmp_path, registry):
         plan_build(recipe, Cache(tmp_path), registry)
 
 
+def test_samples_that_would_not_fit_in_memory_are_refused(tmp_path, registry, monkeypatch):
+    from atlas.pipeline import maps
+
+    monkeypatch.setattr(maps, "MAX_SAMPLE_BYTES", 1000)
+    data = {
+        "layers": ["conv1"],
+        "model": {"source": "test/tiny"},
+        "dataset": {"source": "shapes/val", "samples": 8},
+        "activation_atlas": {"layers": ["conv2"], "points": 100},  # 100 x 6 channels x 4
+    }
+    with pytest.raises(RecipeError, match=r"'activation_atlas\.points': 100 activations"):
+        plan_build(parse_recipe(data, "r.toml"), Cache(tmp_path), registry)
+
+
 # The session's build with a map.
 
 e2e = pytest.mark.e2e

@@ -1,11 +1,11 @@
 """The dataset pass: what every unit responds to in real images.
 
 One streaming pass over a data set's samples, batched, without gradients, the forward
-truncated after the deepest selected layer (an analysis that needs the output's derivative,
-as the activation atlas's class colouring does, runs its own forward-mode passes). For
-every unit it keeps a running top-k of
-its channel-mean activation (the measure pictures optimise) with the image index and the
-position of its spatial maximum, and its max, mean and 99th percentile on the data.
+truncated after the deepest selected layer (an analysis that needs the output's
+derivatives, as the activation atlas's class colouring does, runs its own passes). For every
+unit it keeps a running top-k of its channel-mean activation (the measure pictures
+optimise) with the image index and the position of its spatial maximum, and its max, mean
+and 99th percentile on the data.
 State per unit is k values plus the top 1% needed for an exact p99, never the samples.
 """
 

@@ -1,7 +1,7 @@
 """Activation samples for an activation atlas (Carter et al., Distill 2019): per image of the
 dataset pass, random spatial positions away from the edges, their activation vectors and,
-when the model's output has classes, each class's attribution there, ``h · ∇_h mean(logit_c)``,
-computed forward-mode: the derivative of every class at once along h at that point.
+when the model's output has classes, each class's attribution there, ``h · ∇_h mean(logit_c)``
+(forward mode: every class at once along h at the point; or backward, one pass a class).
 
 One position per image as in the article; more when the pass reads fewer images than
 points are asked for. Positions are drawn per image from (seed, image index), so they do not

@@ -28,6 +28,7 @@ from ..store.cache import Cache, digest
 from ..store.findings import AnalysisStore, Finding
 
 LAYOUT = "activation_atlas_layout"  # the analysis store's folder for layouts
+MAX_SAMPLE_BYTES = 4 << 30  # the sampled vectors of one layer, in memory while sampling
 COSSIM_POW = 2.0  # lucid's activation atlas: dot · max(0.1, cossim)²
 VERSION = "2"  # of the layout and cells: bump when what they compute changes
 
@@ -95,8 +96,16 @@ def map_layers(recipe: Recipe, found: list[LayerInfo], select) -> list[LayerInfo
             f"{recipe.where}: [activation_atlas] needs a [dataset] table: the activations it "
             "maps are read from the data set's images"
         )
-    chosen = select(found, list(recipe.activation_atlas.layers), recipe.model)
+    settings = recipe.activation_atlas
+    chosen = select(found, list(settings.layers), recipe.model)
     for layer in chosen:
+        size = settings.points * layer.channels * 4
+        if size > MAX_SAMPLE_BYTES:
+            raise RecipeError(
+                f"{recipe.where}: key 'activation_atlas.points': {settings.points} activations "
+                f"of {layer.name!r} ({layer.channels} channels) take {size / 2**30:.1f} GiB; "
+                f"at most {MAX_SAMPLE_BYTES / 2**30:.0f} GiB: ask for fewer points"
+            )
         if len(layer.shape) != 3:
             raise RecipeError(
                 f"{recipe.where}: activation_atlas.layers: {layer.name!r} gives "
