@@ -256,6 +256,10 @@ def layers(model, weights, as_json, show_all) -> None:
     for layer in found:
         shape = "×".join(map(str, layer.shape))
         note = f"  ({layer.reason})" if not layer.supported else ""
+        if layer.tokens:
+            note = f"  (tokens: {layer.tokens})"
+        elif layer.supported and layer.gridless:
+            note = "  (tokens, patch grid unknown: a channel is the mean over all tokens)"
         click.echo(f"{layer.name:<40} {layer.kind:<24} {shape:<18} {layer.channels:>8}{note}")
 
 

@@ -6,6 +6,7 @@ import base64
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from html import escape
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .pipeline.build import fit_canvases
 from .pipeline.checks import check_device, check_precision
 from .pipeline.compose import Context, as_objective
 from .pipeline.jobs import Outcome
-from .pipeline.plan import Task, make_task
+from .pipeline.plan import Task, make_task, token_layers
 from .pipeline.runner import Progress, cache_sink, execute, keep_sink, make_jobs, memory_limit
 from .pipeline.settle import settle
 from .recipe import DIVERSITY_WEIGHT, check_keywords, render_settings
@@ -179,8 +180,9 @@ def visualize(
     if diversity:
         layer = _diversity_layer(resolved, diversity_layer)
         resolved = resolved - diversity_weight * Diversity(layer)
+    made = partial(make_task, patches=token_layers(context))
     tasks = [
-        make_task(adapter, resolved, settings, seed + b, f"picture {b}", images, "visualize")
+        made(adapter, resolved, settings, seed + b, f"picture {b}", images, "visualize")
         for b in range(batch)
     ]
     store = Cache(cache_dir or default_cache_dir()) if cache and resolved.spec else None

@@ -1,6 +1,7 @@
 """Make the README's pictures from a built demo atlas: screenshots of its pages in headless
-Chromium (docs/images/demo-atlas.png) and a sheet of the output layer's class pictures with
-their masked dataset examples (docs/images/demo-pictures.png).
+Chromium (docs/images/demo-atlas.png), a sheet of the output layer's class pictures with
+their masked dataset examples (docs/images/demo-pictures.png), and the activation atlas of
+`mid` with one cell hovered (docs/images/demo-map.png).
 
     make demo && .venv/bin/python docs/make_pictures.py site/shapes
 """
@@ -68,6 +69,28 @@ def screenshots(site: Path, folder: Path) -> list[np.ndarray]:
     return shots
 
 
+def map_picture(site: Path) -> np.ndarray:
+    """Return a screenshot of the map page, the triangle cell (or the first) hovered."""
+    from playwright.sync_api import sync_playwright
+
+    manifest = json.loads((site / "manifest.json").read_text())
+    cells = manifest["activation_atlas"]["mid"]["cells"]
+    chosen = next((c for c in cells if c["class"] == "triangle"), cells[0])
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto((site / "maps" / "mid.html").as_uri())
+        page.evaluate(SHOW_ALL)
+        page.hover(f"#map .cell[data-index='{chosen['index']}']")
+        page.wait_for_timeout(500)
+        file = Path(tmp) / "map.png"
+        page.screenshot(path=str(file), full_page=True)
+        browser.close()
+        shot = cv2.imread(str(file))
+    return framed(shot[60:1240], 760)
+
+
 def framed(shot: np.ndarray, width: int) -> np.ndarray:
     """Return a screenshot scaled to width with a thin grey frame."""
     h, w = shot.shape[:2]
@@ -127,6 +150,7 @@ def main() -> None:
     site = args.site.resolve()
     save(IMAGES / "demo-atlas.png", atlas_picture(site), colours=256)  # screenshots: a palette
     save(IMAGES / "demo-pictures.png", pictures_sheet(site))
+    save(IMAGES / "demo-map.png", map_picture(site), colours=256)
 
 
 def save(path: Path, picture: np.ndarray, colours: int = 0) -> None:

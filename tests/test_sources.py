@@ -88,9 +88,10 @@ def test_timm_model_with_its_pretrained_config(tmp_path):
 def test_vit_token_layers_have_a_clear_meaning(tmp_path):
     adapter = load_registry().load_model("timm/test_vit")
     layers = {layer.name: layer for layer in catalogue(adapter)}
-    block = layers["blocks.0"]
-    assert len(block.shape) == 2 and block.channels == block.shape[1]
-    assert block.meaning == "token feature (mean over tokens)"
+    block = layers["blocks.0"]  # 1 class token and 10x10 patches of 64 features
+    assert block.shape == (64, 10, 10) and block.channels == 64
+    assert block.tokens == "101 tokens = 1 + 10×10"
+    assert block.meaning == "token feature (mean over the patch tokens)"
     manifest = build(tmp_path, model="timm/test_vit", weights="none", layers=["blocks.0"])
     assert units(manifest, "blocks.0")[0]["image"]
 

@@ -178,9 +178,22 @@ class OutputDerivatives:
     def along(self, layer: str, tangent: torch.Tensor) -> torch.Tensor:
         """Return the output's derivative along tangent added to layer's output."""
         with fwAD.dual_level(), self.probe.paused():
-            dual = lambda m, a, out: fwAD.make_dual(out, tangent.to(out.dtype))  # noqa: E731
+            dual = lambda m, a, out: fwAD.make_dual(out, self._raw(tangent, out))  # noqa: E731
             out = self._run(layer, dual, self.x)
             return fwAD.unpack_dual(out).tangent.float()
+
+    def _raw(self, tangent: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Return a tangent of the layer as seen (a token layer's patch map) in the shape of
+        its raw output."""
+        tokens = self.adapter.tokens
+        if tokens is not None and tokens.fits(out.shape[1:]):
+            tangent = tokens.as_tokens(tangent)
+        return tangent.to(out.dtype)
+
+    def _seen(self, out: torch.Tensor) -> torch.Tensor:
+        """Return a layer's raw output as readers see it (a token layer as its patch map)."""
+        tokens = self.adapter.tokens
+        return tokens.as_map(out) if tokens is not None and tokens.fits(out.shape[1:]) else out
 
     def gradients(self, layer: str, columns) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Return layer's activations and, per column of columns(output) (B, K), the
@@ -192,10 +205,10 @@ class OutputDerivatives:
             values = columns(out)
             act = kept["act"]
             grads = [
-                torch.autograd.grad(values[:, c].sum(), act, retain_graph=True)[0]
+                self._seen(torch.autograd.grad(values[:, c].sum(), act, retain_graph=True)[0])
                 for c in range(values.shape[1])
             ]
-        return act.detach(), grads
+        return self._seen(act.detach()), grads
 
 
 def _update_analyses(
@@ -255,6 +268,27 @@ def crop_box(
     return int(top), int(left), fh, fw
 
 
+OUTLINE = (1.0, 0.85, 0.0)  # a token layer's best patch is outlined in yellow
+
+
+def outlined(crop: np.ndarray, position, grid, size, origin) -> np.ndarray:
+    """Return a crop (H, W, C) with the patch at position of the grid outlined: a token
+    layer's example is the whole field its token sees, the patch its own place in it."""
+    if position[0] < 0 or crop.shape[-1] != 3:
+        return crop
+    ph, pw = size[0] / grid[0], size[1] / grid[1]
+    top = round(position[0] * ph) - origin[0]
+    left = round(position[1] * pw) - origin[1]
+    bottom = min(round((position[0] + 1) * ph) - origin[0], crop.shape[0]) - 1
+    right = min(round((position[1] + 1) * pw) - origin[1], crop.shape[1]) - 1
+    top, left = max(top, 0), max(left, 0)
+    out = crop.copy()
+    colour = np.asarray(OUTLINE, out.dtype)
+    out[top, left : right + 1] = out[bottom, left : right + 1] = colour
+    out[top : bottom + 1, left] = out[top : bottom + 1, right] = colour
+    return out
+
+
 def make_crops(
     adapter: ModelAdapter,
     dataset: Dataset,
@@ -264,6 +298,9 @@ def make_crops(
     """Cut each example of each unit out of its (prepared) image around the unit's maximum."""
     field = receptive_field(adapter, layer)
     size = tuple(adapter.input.size)
+    grid = adapter.tokens.grid if adapter.tokens else None
+    patch = (size[0] / grid[0], size[1] / grid[1]) if grid else (0, 0)
+    tokens = found.grid == grid and (field[0] > patch[0] or field[1] > patch[1])
     prepared: dict[int, np.ndarray] = {}
     crops = {}
     for c in range(found.values.shape[0]):
@@ -274,7 +311,10 @@ def make_crops(
             if index not in prepared:
                 prepared[index] = prepare(dataset[index][0], adapter).transpose(1, 2, 0)
             top, left, h, w = crop_box(found.positions[c, rank], found.grid, field, size)
-            crops[(c, rank)] = prepared[index][top : top + h, left : left + w]
+            crop = prepared[index][top : top + h, left : left + w]
+            if tokens:
+                crop = outlined(crop, found.positions[c, rank], found.grid, size, (top, left))
+            crops[(c, rank)] = crop
     return crops, field
 
 

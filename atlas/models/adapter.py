@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..constants import constant
+from .tokens import TokenGrid, detect
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,8 +61,11 @@ class ModelAdapter:
     labels: Mapping[str, Sequence[str]] = field(default_factory=dict)
     output: Callable[[object], torch.Tensor] | None = None
     description: str = ""
+    tokens: TokenGrid | None = None  # a transformer's token layout (detected when None)
 
     def __post_init__(self) -> None:
+        if self.tokens is None:
+            self.tokens = detect(self.module)
         self.module.eval()
         for parameter in self.module.parameters():  # ScriptModules lack requires_grad_()
             parameter.requires_grad_(False)

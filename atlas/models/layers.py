@@ -12,6 +12,7 @@ import torch
 
 from ..errors import LayerError, ModelError, unknown
 from .adapter import ModelAdapter
+from .tokens import TokenGrid
 
 OUTPUT = "output"
 INPUT = "input"  # not a layer: objectives find the picture itself under this name
@@ -27,20 +28,30 @@ class LayerInfo:
     channels: int
     supported: bool = True
     reason: str = ""
+    tokens: str = ""  # a token layer seen as its patch grid: how its tokens lie
 
     @property
     def meaning(self) -> str:
         """Say what one channel of this layer is."""
+        if self.tokens:
+            return "token feature (mean over the patch tokens)"
         if len(self.shape) == 3:
             return "feature map channel (mean over space)"
         if len(self.shape) == 2:
-            return "token feature (mean over tokens)"
+            return "token feature (mean over all tokens: the patch grid is unknown)"
         return "unit"
+
+    @property
+    def gridless(self) -> bool:
+        """Return True for a token layer whose patch grid is unknown (no positions)."""
+        return len(self.shape) == 2
 
     def as_dict(self) -> dict:
         """Return plain data for ``atlas layers --json`` and manifests."""
         out = {"name": self.name, "type": self.kind, "shape": list(self.shape)}
         out.update(channels=self.channels, supported=self.supported)
+        if self.tokens:
+            out["tokens"] = self.tokens
         if self.supported:
             out["channel_meaning"] = self.meaning
         else:
@@ -52,12 +63,16 @@ class _StopForward(Exception):
     """Raised by a hook once every wanted activation is captured."""
 
 
-def _describe(name: str, kind: str, value: object) -> LayerInfo:
-    """Describe one module's output as a layer, refusing shapes with no clear channel."""
+def _describe(name: str, kind: str, value: object, tokens: TokenGrid | None = None) -> LayerInfo:
+    """Describe one module's output as a layer, refusing shapes with no clear channel (a
+    token layer of a known grid is described as its patch map)."""
     if not isinstance(value, torch.Tensor):
         reason = f"its output is a {type(value).__name__}, not a tensor"
         return LayerInfo(name, kind, (), 0, False, reason)
     shape = tuple(value.shape[1:])
+    if tokens is not None and tokens.fits(shape):
+        d = shape[1]
+        return LayerInfo(name, kind, (d, *tokens.grid), d, tokens=tokens.describe())
     if len(shape) in (1, 3):
         return LayerInfo(name, kind, shape, shape[0])
     if len(shape) == 2:
@@ -100,7 +115,7 @@ def catalogue(adapter: ModelAdapter, device: torch.device | str = "cpu") -> list
     def make_hook(name: str):
         def hook(module, args, out):
             if name not in seen:
-                seen[name] = _describe(name, type(module).__name__, out)
+                seen[name] = _describe(name, type(module).__name__, out, adapter.tokens)
 
         return hook
 
@@ -176,9 +191,13 @@ class Probe:
         self._paused = False
 
     def _hook(self, name: str):
+        tokens = self.adapter.tokens
+
         def hook(module, args, out):
             if self._paused:
                 return
+            if tokens is not None and isinstance(out, torch.Tensor) and tokens.fits(out.shape[1:]):
+                out = tokens.as_map(out)  # the patch tokens as a feature map
             self._acts.setdefault(name, out)
             if not self.need_output and self.targets.issubset(self._acts):
                 raise _StopForward

@@ -23,7 +23,13 @@ from ..site import write_site
 from ..store.cache import Cache, canonical_json, default_cache_dir
 from ..store.findings import AnalysisStore, Finding, FindingsStore
 from .backends import backend_for
-from .checks import check_device, check_per_channel, check_plugin_names, check_precision
+from .checks import (
+    check_device,
+    check_per_channel,
+    check_plugin_names,
+    check_precision,
+    check_unit_positions,
+)
 from .compose import Context
 from .connections import connection_findings, top_examples
 from .devices import job_device
@@ -84,6 +90,7 @@ def plan_build(
     layers = select(found, recipe.layers, recipe.model)
     mapped = map_layers(recipe, found, select)
     check_per_channel(recipe, registry)
+    check_unit_positions(recipe, layers)
     check_device(recipe.device)
     check_precision(recipe.precision)
     where = recipe.where

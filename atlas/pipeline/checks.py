@@ -3,13 +3,15 @@ device and precision exist here. Each failure is one line, exit code 4."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from ..errors import AtlasError, PluginError
+from ..errors import AtlasError, PluginError, RecipeError
+from ..models.layers import LayerInfo
 from ..recipe import PRECISION_NAMES, Recipe
 from ..registry import Registry
+from .compose import GRIDLESS
 from .devices import resolve_device
 
 
@@ -41,6 +43,16 @@ def check_per_channel(recipe: Recipe, registry: Registry) -> None:
             f"objective {recipe.objective!r} does not take channels, so it cannot make one "
             "picture per channel; use 'channel' or 'neuron' in render.objective"
         )
+
+
+def check_unit_positions(recipe: Recipe, layers: Sequence[LayerInfo]) -> None:
+    """Fail early if each unit's neuron would address a token layer that has no grid."""
+    if recipe.objective != "neuron":
+        return
+    for layer in layers:
+        if layer.gridless:
+            where = f"{recipe.where}: render.objective 'neuron'"
+            raise RecipeError(f"{where}: layer {layer.name!r} {GRIDLESS}")
 
 
 def check_precision(name: str) -> None:

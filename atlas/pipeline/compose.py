@@ -153,8 +153,32 @@ def compile_expression(
     """Turn a parsed expression into one Objective."""
     made = [(w, _compile_call(call, registry, context, where)) for w, call in expression.terms]
     if len(made) == 1 and made[0][0] == 1.0:
-        return made[0][1]
-    return obj.Sum([(w * inner, term) for w, o in made for inner, term in o.terms()])
+        return check_positions(made[0][1], context, where)
+    summed = obj.Sum([(w * inner, term) for w, o in made for inner, term in o.terms()])
+    return check_positions(summed, context, where)
+
+
+GRIDLESS = (
+    "is a token layer whose patch grid is unknown, so positions and masks cannot address "
+    "it (its channels are means over all its tokens); a plugin gives the grid as "
+    "ModelAdapter(tokens=TokenGrid(prefix, (h, w)))"
+)
+
+
+def _positional(term: obj.Objective) -> bool:
+    """Return True if a term reads positions of its layer: a neuron, a mask, an x and y."""
+    placed = getattr(term, "x", None) is not None or getattr(term, "mask", None) is not None
+    return isinstance(term, obj.Neuron) or placed
+
+
+def check_positions(objective: obj.Objective, context: Context, where: str) -> obj.Objective:
+    """Raise if a neuron or a mask addresses positions of a token layer with no grid."""
+    for _, term in objective.terms():
+        for layer in term.layers if _positional(term) else ():
+            info = context.layers.get(layer) if context.layers else None
+            if info is not None and info.gridless:
+                raise ExpressionError(f"{where}: layer {layer!r} {GRIDLESS}")
+    return objective
 
 
 def _resolve_labels(objective: obj.Objective, context: Context, where: str) -> obj.Objective:
@@ -171,7 +195,7 @@ def _resolve_labels(objective: obj.Objective, context: Context, where: str) -> o
                 context.check_layer(layer, where)
             if isinstance(term, obj.Direction):
                 context.check_length(term.layer, term.vector, where)
-    return objective
+    return check_positions(objective, context, where)
 
 
 def as_objective(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..contracts import Dataset
 from ..datasets.analyses import AnalysisSpec, make, passes, wanted
@@ -246,8 +247,11 @@ def task_spec(
     settings: RenderSettings,
     seed: int,
     images: int = 1,
+    patches: bool = False,
 ) -> dict:
-    """Return the plain data that decides a task's pictures (its cache key's content)."""
+    """Return the plain data that decides a task's pictures (its cache key's content);
+    patches: the objective reads token layers as their patch grids (said in the key, so
+    pictures made when a channel was the mean over every token are not served)."""
     spec = {
         "model": adapter.identity(),
         "input": adapter.input.as_dict(),
@@ -257,6 +261,8 @@ def task_spec(
     }
     if images > 1:
         spec["images"] = images
+    if patches:
+        spec["tokens"] = "patches"
     return spec
 
 
@@ -274,9 +280,11 @@ def make_task(
     images: int = 1,
     group: str = "",
     meta: dict | None = None,
+    patches: frozenset[str] = frozenset(),
 ) -> Task:
-    """Return a task with its spec, key and seed."""
-    spec = task_spec(adapter, objective, settings, seed, images)
+    """Return a task with its spec, key and seed (patches: the token layers read as patch
+    grids)."""
+    spec = task_spec(adapter, objective, settings, seed, images, bool(objective.layers & patches))
     return Task(
         digest(spec), task_seed(spec), name, objective, settings, images, group, spec, meta or {}
     )
@@ -300,7 +308,15 @@ class Broken(Objective):
         return self._spec
 
 
-def _unit(recipe: Recipe, adapter: ModelAdapter, registry: Registry, layer: str, c: int, label):
+def _unit(
+    recipe: Recipe,
+    adapter: ModelAdapter,
+    registry: Registry,
+    layer: str,
+    c: int,
+    label,
+    patches: frozenset[str] = frozenset(),
+):
     """Return one unit with the tasks the recipe asks for."""
     try:
         objective = registry.objective(recipe.objective).factory(layer, c)
@@ -322,6 +338,7 @@ def _unit(recipe: Recipe, adapter: ModelAdapter, registry: Registry, layer: str,
             images,
             f"{broken}{variant}:{layer}",
             {**meta, "variant": variant},
+            patches,
         )
 
     negative = task(-objective, NEGATIVE) if recipe.negative else None
@@ -330,6 +347,11 @@ def _unit(recipe: Recipe, adapter: ModelAdapter, registry: Registry, layer: str,
         diverse_obj = objective - recipe.diversity_weight * Diversity(layer)
         diverse = task(diverse_obj, DIVERSITY, recipe.diversity)
     return Unit(layer, c, label, task(objective, MAIN), negative, diverse)
+
+
+def token_layers(context: Context) -> frozenset[str]:
+    """Return the names of the token layers read as patch grids."""
+    return frozenset(name for name, info in (context.layers or {}).items() if info.tokens)
 
 
 def _pictures(recipe: Recipe, adapter: ModelAdapter, registry: Registry, context: Context):
@@ -350,6 +372,7 @@ def _pictures(recipe: Recipe, adapter: ModelAdapter, registry: Registry, context
             f"picture {picture.name!r}",
             group="pictures",
             meta={"picture": picture.name},
+            patches=token_layers(context),
         )
         planned.append(PlannedPicture(picture.name, picture.text, task))
     return planned
@@ -366,12 +389,12 @@ def make_plan(
 ) -> Plan:
     """List every unit and picture and look each task up in the cache (mapped: the layers
     of the recipe's activation atlas)."""
-    units = []
+    units, patches = [], token_layers(context)
     for layer in layers:
         labels = adapter.labels.get(layer.name, ())
         for c in range(min(layer.channels, recipe.max_channels or layer.channels)):
             label = labels[c] if c < len(labels) else None
-            units.append(_unit(recipe, adapter, registry, layer.name, c, label))
+            units.append(_unit(recipe, adapter, registry, layer.name, c, label, patches))
     plan = Plan(recipe, adapter, list(layers), units, _pictures(recipe, adapter, registry, context))
     if recipe.dataset is not None:
         plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry, mapped)
@@ -379,7 +402,8 @@ def make_plan(
     plan.connections = plan_connections(recipe, adapter, layers, cache, data)
     if mapped:
         keys = plan.dataset.analyses[-1].keys  # the maps' sampling, planned last
-        plan.maps = plan_maps(recipe, adapter, list(mapped), keys, cache, make_task)
+        made = partial(make_task, patches=patches)
+        plan.maps = plan_maps(recipe, adapter, list(mapped), keys, cache, made)
     plan.look_up(cache, plan.tasks)  # each entry verified once
     return plan
 
@@ -414,8 +438,9 @@ def plan_dataset(
     store = FindingsStore(cache.root)
     for layer in layers:
         key = findings_key(
-            adapter.identity(), adapter.input.as_dict(), planned.as_dict(), layer.name
-        )
+            adapter.identity(), adapter.input.as_dict(), planned.as_dict(), layer.name,
+            "patches" if layer.tokens else None,
+        )  # fmt: skip
         planned.keys[layer.name] = key
         found = store.get(key)
         if found is not None:

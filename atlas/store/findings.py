@@ -43,17 +43,21 @@ class LayerFindings:
     extra: dict
 
 
-def findings_key(model: dict, input_spec: dict, dataset: dict, layer: str) -> str:
-    """Return the cache key of one layer's dataset examples."""
-    return digest(
-        {
-            "model": model,
-            "input": input_spec,
-            "dataset": dataset,
-            "layer": layer,
-            "version": EXAMPLES_VERSION,
-        }
-    )
+def findings_key(
+    model: dict, input_spec: dict, dataset: dict, layer: str, tokens: str | None = None
+) -> str:
+    """Return the cache key of one layer's dataset examples (tokens: how a token layer's
+    channel pools its tokens, for token layers only: other keys are as they were)."""
+    content = {
+        "model": model,
+        "input": input_spec,
+        "dataset": dataset,
+        "layer": layer,
+        "version": EXAMPLES_VERSION,
+    }
+    if tokens:
+        content["tokens"] = tokens
+    return digest(content)
 
 
 class FindingsStore:

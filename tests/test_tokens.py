@@ -1,0 +1,206 @@
+"""Vision transformers' token layers as patch grids: a channel is the mean over the patch
+tokens, neurons and masks address patches, a layer without a known grid refuses positions,
+and the grid comes from the adapter (timm, torchvision, a plugin)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+from helpers import MAPPED, recipe_toml
+from torch import nn
+
+from atlas.datasets.examples import OUTLINE, make_crops
+from atlas.engine import objectives as obj
+from atlas.errors import RecipeError
+from atlas.models.adapter import InputSpec, ModelAdapter
+from atlas.models.layers import Probe, catalogue
+from atlas.models.tokens import TokenGrid
+from atlas.pipeline.build import plan_build
+from atlas.pipeline.compose import Context, compile_expression
+from atlas.plugin import ModelSource, hookimpl
+from atlas.recipe import parse_recipe
+from atlas.recipe.expressions import parse_expression
+from atlas.registry import load_registry
+from atlas.store.cache import Cache
+from atlas.store.findings import LayerExamples
+
+
+class Attend(nn.Module):
+    """Every token sees every other (the footprint attention gives a token)."""
+
+    def forward(self, tokens):
+        return tokens + tokens.mean(1, keepdim=True)
+
+
+class Patches(nn.Module):
+    """A class token and 2 x 3 patch tokens of an 8 x 12 image, a per-token layer, then a
+    layer that mixes all tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, 4, 4, stride=4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 4))
+        self.mix = nn.Linear(4, 4)
+        self.attend = Attend()
+
+    def forward(self, x):
+        patches = self.embed(x).flatten(2).transpose(1, 2)  # (B, 6, 4)
+        tokens = torch.cat([self.cls.expand(len(x), -1, -1), patches], 1)
+        return self.attend(self.mix(tokens))
+
+
+GRID = TokenGrid(1, (2, 3))
+
+
+def patches_adapter(tokens: TokenGrid | None = GRID) -> ModelAdapter:
+    torch.manual_seed(0)
+    size = InputSpec(channels=3, size=(8, 12), mean=(0.5,) * 3, std=(0.25,) * 3)
+    return ModelAdapter(Patches(), "test/patches", "patches-0", size, tokens=tokens)
+
+
+def raw_mix(adapter: ModelAdapter, x: torch.Tensor) -> torch.Tensor:
+    """Return the mix layer's raw (B, 7, 4) tokens."""
+    module = adapter.module
+    with torch.no_grad():
+        patches = module.embed(x).flatten(2).transpose(1, 2)
+        return module.mix(torch.cat([module.cls.expand(len(x), -1, -1), patches], 1))
+
+
+def mix_of(adapter: ModelAdapter, x: torch.Tensor) -> torch.Tensor:
+    with Probe(adapter, ["mix"]) as probe, torch.no_grad():
+        return probe(x)["mix"]
+
+
+def test_a_token_channel_is_the_mean_over_patch_tokens_only():
+    adapter = patches_adapter()
+    x = torch.rand(2, 3, 8, 12)
+    grid = mix_of(adapter, x)
+    assert grid.shape == (2, 4, 2, 3)
+    tokens = raw_mix(adapter, x)
+    torch.testing.assert_close(grid.flatten(2).transpose(1, 2), tokens[:, 1:])
+    channel = obj.channel("mix", 2)
+    before = channel({"mix": grid})
+    adapter.module.cls.data.fill_(5.0)  # only the class token changes
+    torch.testing.assert_close(channel({"mix": mix_of(adapter, x)}), before)
+    everything = patches_adapter(tokens=None)  # no grid: the mean over all 7 tokens
+    everything.module.cls.data.fill_(5.0)
+    assert not torch.allclose(channel({"mix": mix_of(everything, x)}), before)
+
+
+def test_a_neuron_reads_its_patch_token_and_a_mask_its_patches():
+    adapter = patches_adapter()
+    x = torch.rand(1, 3, 8, 12)
+    tokens = raw_mix(adapter, x)
+    grid = mix_of(adapter, x)
+    value = obj.neuron("mix", 1, x=2, y=1)({"mix": grid})
+    torch.testing.assert_close(value[0], tokens[0, 1 + 1 * 3 + 2, 1])  # row 1, column 2
+    left = obj.channel("mix", 1, mask="left")
+    weights = []
+    for column in range(3):  # the mask's weight of each column of patches
+        one = torch.zeros(1, 4, 2, 3)
+        one[0, 1, :, column] = 1.0
+        weights.append(float(left({"mix": one})[0]))
+    assert weights[0] > 0 and weights[2] == 0 and weights[0] >= weights[1]
+
+
+def test_atlas_layers_describes_the_token_grid():
+    (mix,) = [layer for layer in catalogue(patches_adapter()) if layer.name == "mix"]
+    assert mix.shape == (4, 2, 3) and mix.tokens == "7 tokens = 1 + 2×3"
+    (gridless,) = [layer for layer in catalogue(patches_adapter(None)) if layer.name == "mix"]
+    assert gridless.shape == (7, 4) and gridless.gridless
+    assert "patch grid is unknown" in gridless.meaning
+
+
+class Grey:
+    """One mid-grey image."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int):
+        return np.full((8, 12, 3), 0.5, np.float32), None
+
+
+def test_an_example_of_a_token_layer_is_its_field_with_the_best_patch_outlined():
+    adapter = patches_adapter()
+    found = LayerExamples(
+        np.ones((1, 1), np.float32), np.zeros((1, 1), np.int64), np.array([[[1, 2]]]),
+        np.ones(1), np.ones(1), np.ones(1), 1, (2, 3),
+    )  # fmt: skip
+    crops, field = make_crops(adapter, Grey(), "attend", found)
+    crop = crops[(0, 0)]
+    assert field == (8, 12) and crop.shape == (8, 12, 3)  # attention: the whole image
+    np.testing.assert_allclose(crop[4, 8:12], [OUTLINE] * 4)  # row 1, column 2: pixels 4-7, 8-11
+    np.testing.assert_allclose(crop[7, 8:12], [OUTLINE] * 4)
+    np.testing.assert_allclose(crop[5:7, 9:11], 0.5)  # inside the patch: the image
+    np.testing.assert_allclose(crop[:4], 0.5)  # elsewhere too
+    crops, field = make_crops(adapter, Grey(), "mix", found)  # one token sees its patch
+    assert field == (4, 4) and crops[(0, 0)].shape == (4, 4, 3)
+    np.testing.assert_allclose(crops[(0, 0)], 0.5)  # the crop is the patch: no outline
+
+
+def context_of(adapter: ModelAdapter) -> Context:
+    found = catalogue(adapter)
+    return Context(adapter.source, {}, {x.name: x for x in found if x.supported}, None)
+
+
+@pytest.mark.parametrize("text", ["neuron('mix', 1)", "channel('mix', 1, mask='left')"])
+def test_positions_on_a_token_layer_without_a_grid_are_refused(text, registry):
+    expression = parse_expression(text, "r.toml")
+    with pytest.raises(RecipeError, match="token layer whose patch grid is unknown"):
+        compile_expression(expression, registry, context_of(patches_adapter(None)), "r.toml")
+    made = compile_expression(expression, registry, context_of(patches_adapter()), "r.toml")
+    assert made.layers == {"mix"}
+
+
+class PatchesPlugin:
+    """A plugin model: the token grid comes from its adapter (or is unknown)."""
+
+    @hookimpl
+    def feature_atlas_register_models(self, register):
+        def load(name, weights=None, **options):
+            return patches_adapter(TokenGrid(1, (2, 3)) if name == "grid" else None)
+
+        register("patches", ModelSource(load=load, names=lambda: ["grid", "none"]))
+
+
+def test_a_plugin_gives_the_grid_and_a_neuron_unit_needs_one(tmp_path):
+    registry = load_registry(extra=[("patches", PatchesPlugin())])
+    assert registry.load_model("patches/grid").tokens == TokenGrid(1, (2, 3))
+    assert registry.load_model("patches/none").tokens is None
+    data = {"layers": ["mix"], "model": {"source": "patches/none"}}
+    data["render"] = {"objective": "neuron", "size": 16}
+    with pytest.raises(RecipeError, match=r"render\.objective 'neuron'.*patch grid is unknown"):
+        plan_build(parse_recipe(data, "r.toml"), Cache(tmp_path), registry)
+    data["model"]["source"] = "patches/grid"
+    plan = plan_build(parse_recipe(data, "r.toml"), Cache(tmp_path), registry)
+    assert plan.units[0].main.spec["tokens"] == "patches"
+
+
+@pytest.mark.parametrize(
+    ("source", "prefix", "grid"),
+    [
+        ("timm/vit_tiny_patch16_224", 1, (14, 14)),
+        ("timm/deit_tiny_distilled_patch16_224", 2, (14, 14)),  # class and distillation
+        ("timm/vit_little_patch16_reg4_gap_256", 4, (16, 16)),  # 4 registers, no class token
+        ("torchvision/vit_b_16", 1, (14, 14)),
+    ],
+)
+def test_the_grid_comes_from_timm_and_torchvision(source, prefix, grid):
+    adapter = load_registry().load_model(source)
+    assert adapter.tokens == TokenGrid(prefix, grid)
+    names = "blocks.0.mlp.act" if source.startswith("timm") else "encoder.layers.encoder_layer_0"
+    (layer,) = [x for x in catalogue(adapter) if x.name == names]
+    assert layer.shape[1:] == grid and layer.tokens.startswith(f"{prefix + grid[0] * grid[1]} ")
+
+
+def test_keys_of_feature_map_layers_are_unchanged(tmp_path):
+    """The demo's cache keys from before token grids existed still serve it."""
+    recipe = parse_recipe(tomllib.loads(recipe_toml(MAPPED)), "r")
+    plan = plan_build(recipe, Cache(tmp_path), load_registry())
+    assert plan.units[1].key == "ed8687f2cc351888338f9918ffe010929372479eee225d59e4347b820559c954"
+    findings = "350b04d7768e10d3e2cf0e83bd3f3d2d9b0c11b6bc878fbf4b4291d15234a876"
+    assert plan.dataset.keys["mid"] == findings
