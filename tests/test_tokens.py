@@ -14,6 +14,7 @@ from torch import nn
 
 from atlas.datasets.examples import OUTLINE, make_crops
 from atlas.engine import objectives as obj
+from atlas.engine.transforms import AugmentSchedule
 from atlas.errors import RecipeError
 from atlas.models.adapter import InputSpec, ModelAdapter
 from atlas.models.layers import Probe, catalogue
@@ -21,7 +22,7 @@ from atlas.models.tokens import TokenGrid
 from atlas.pipeline.build import plan_build
 from atlas.pipeline.compose import Context, compile_expression
 from atlas.plugin import ModelSource, hookimpl
-from atlas.recipe import parse_recipe
+from atlas.recipe import AugmentSettings, parse_recipe
 from atlas.recipe.expressions import parse_expression
 from atlas.registry import load_registry
 from atlas.store.cache import Cache
@@ -204,3 +205,34 @@ def test_keys_of_feature_map_layers_are_unchanged(tmp_path):
     assert plan.units[1].key == "ed8687f2cc351888338f9918ffe010929372479eee225d59e4347b820559c954"
     findings = "350b04d7768e10d3e2cf0e83bd3f3d2d9b0c11b6bc878fbf4b4291d15234a876"
     assert plan.dataset.keys["mid"] == findings
+
+
+def test_the_vit_preset_is_its_expanded_settings_in_keys():
+    render = {"transforms": "vit", "size": 32}
+    recipe = parse_recipe({"layers": ["mix"], "model": {"source": "m"}, "render": render}, "r")
+    assert recipe.render.transforms == AugmentSettings()
+    keyed = recipe.render.as_dict()["transforms"]
+    assert keyed == {"copies": 8, "shift": 0.14, "colour": 0.1, "decaying_noise": 0.05}
+    with pytest.raises(RecipeError, match="names no preset 'vat'"):
+        parse_recipe({**{"layers": ["mix"], "model": {"source": "m"}},
+                      "render": {"transforms": "vat"}}, "r")  # fmt: skip
+
+
+def test_the_vit_augmentation_makes_copies_with_noise_that_decays():
+    settings = AugmentSettings(copies=3, jitter=0.25, colour=0.0, noise=0.5)
+    image = torch.full((2, 3, 8, 8), 0.5)
+    image[:, :, 0, 0] = 1.0  # a marker the shifts move
+
+    def schedule():
+        generators = [torch.Generator().manual_seed(s) for s in (1, 2)]
+        return AugmentSchedule(settings, 10, generators)
+
+    first = schedule()(image, 0)
+    assert first.shape == (6, 3, 8, 8)
+    torch.testing.assert_close(first, schedule()(image, 0))  # drawn from the generators
+    assert first.std() > 0.3  # noise of 0.5 at the first step
+    last = schedule()(image, 9)  # none at the last: only shifted copies of the image
+    same = torch.sort(image.repeat(3, 1, 1, 1).flatten(1), 1)[0]
+    assert torch.equal(torch.sort(last.flatten(1), 1)[0], same)
+    markers = {tuple(torch.nonzero(view[0] == 1.0)[0].tolist()) for view in last}
+    assert len(markers) > 1  # the copies are shifted differently

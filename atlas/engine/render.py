@@ -15,6 +15,7 @@ from ..models.adapter import ModelAdapter
 from ..models.frozen import run_copy
 from ..models.layers import Probe
 from ..recipe.settings import (
+    AugmentSettings,
     CropSettings,
     FileRef,
     RenderSettings,
@@ -25,7 +26,7 @@ from .params import ImageParam
 from .precision import compute_dtype
 from .regularizers import Penalty, blur_penalty
 from .relu import redirect_relus
-from .transforms import CropSchedule, TransformSchedule, device_generators
+from .transforms import AugmentSchedule, CropSchedule, TransformSchedule, device_generators
 
 ALPHA_BLUR_WEIGHT = 0.1
 OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
@@ -133,9 +134,11 @@ def _schedule(
     generators: Sequence[torch.Generator],
     out_size: tuple[int, int],
     device: torch.device,
-) -> TransformSchedule | CropSchedule | None:
+) -> TransformSchedule | CropSchedule | AugmentSchedule | None:
     """Return the transform schedule the settings ask for, drawn from the generators."""
     transforms = settings.transforms
+    if isinstance(transforms, AugmentSettings):
+        return AugmentSchedule(transforms, settings.steps, generators, device)
     if isinstance(transforms, CropSettings):
         return CropSchedule(transforms, settings.steps, generators, out_size, device)
     if isinstance(transforms, TransformSettings):

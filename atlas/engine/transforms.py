@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import constant
-from ..recipe.settings import CropSettings, TransformSettings
+from ..recipe.settings import AugmentSettings, CropSettings, TransformSettings
 
 
 class TransformSchedule:
@@ -127,3 +127,50 @@ class CropSchedule:
             )
             crops = crops + self.settings.noise * noise.reshape_as(crops).to(crops.dtype)
         return crops
+
+
+class AugmentSchedule:
+    """Ghiasi et al.'s ViT augmentation: copies x B views a step (copy-major), each shifted
+    (the canvas wraps around), colour-shifted, with noise that decays to zero; every draw
+    made up front from the images' own generators."""
+
+    def __init__(
+        self,
+        settings: AugmentSettings,
+        steps: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device | str = "cpu",
+    ):
+        self.settings, self.steps, self.crops = settings, steps, settings.copies
+        k, c = settings.copies, settings.colour
+        shifts, scales, offsets = [], [], []
+        for g in generators:
+            shifts.append((torch.rand(steps, k, 2, generator=g) * 2 - 1) * settings.jitter)
+            scales.append(1 + (torch.rand(steps, k, 3, generator=g) * 2 - 1) * c)
+            offsets.append((torch.rand(steps, k, 3, generator=g) * 2 - 1) * c)
+        self.shift = torch.stack(shifts, 2).to(device)  # (steps, copies, B, 2)
+        self.scale = torch.stack(scales, 2).to(device)  # (steps, copies, B, 3)
+        self.offset = torch.stack(offsets, 2).to(device)
+        self.noise = device_generators(generators, device)
+
+    def __call__(self, image: torch.Tensor, step: int) -> torch.Tensor:
+        """Return copies x B augmented views of a batch (copy-major)."""
+        b, c, h, w = image.shape
+        views = []
+        for k in range(self.crops):
+            dy = (self.shift[step, k, :, 0] * h).round().long().tolist()
+            dx = (self.shift[step, k, :, 1] * w).round().long().tolist()
+            moved = torch.stack([torch.roll(image[i], (dy[i], dx[i]), (1, 2)) for i in range(b)])
+            scale = self.scale[step, k, :, :c, None, None].to(image.dtype)
+            offset = self.offset[step, k, :, :c, None, None].to(image.dtype)
+            views.append((moved - 0.5) * scale + 0.5 + offset)
+        out = torch.cat(views)
+        sigma = self.settings.noise * (1 - step / max(1, self.steps - 1))
+        if sigma > 0:
+            noise = torch.stack(
+                [torch.randn((self.crops, c, h, w), generator=g, device=image.device)
+                 for g in self.noise],
+                1,
+            )  # fmt: skip
+            out = out + sigma * noise.reshape_as(out).to(out.dtype)
+        return out

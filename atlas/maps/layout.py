@@ -82,5 +82,10 @@ def normalise(coords: np.ndarray) -> np.ndarray:
 
 
 def layout(vectors: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
-    """Return the map's (N, 2) coordinates in the unit square."""
-    return normalise(fit(vectors, n_neighbors, min_dist, seed))
+    """Return the map's (N, 2) coordinates in the unit square. BLAS runs on one thread:
+    its sums are ordered by its thread count, and UMAP turned those last-bit differences
+    into another map for the same seed (seen between a build and a test process)."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's, installed with umap-learn
+
+    with threadpool_limits(limits=1):
+        return normalise(fit(vectors, n_neighbors, min_dist, seed))

@@ -30,7 +30,7 @@ from ..store.findings import AnalysisStore, Finding
 LAYOUT = "activation_atlas_layout"  # the analysis store's folder for layouts
 MAX_SAMPLE_BYTES = 4 << 30  # the sampled vectors of one layer, in memory while sampling
 COSSIM_POW = 2.0  # lucid's activation atlas: dot · max(0.1, cossim)²
-VERSION = "2"  # of the layout and cells: bump when what they compute changes
+VERSION = "3"  # of the layout and cells: bump when what they compute changes
 
 
 @dataclass

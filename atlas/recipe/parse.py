@@ -18,12 +18,14 @@ from .settings import (
     LR_SCHEDULES,
     OPTIMIZER_NAMES,
     PRECISION_NAMES,
+    TRANSFORM_PRESETS,
     ConceptSettings,
     ConnectionSettings,
     CropSettings,
     DatasetSpec,
     MapSettings,
     RenderSettings,
+    Transforms,
     TransformSettings,
 )
 
@@ -73,7 +75,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "lr": (float, int),
         "param": (str,),
         "decorrelate": (bool,),
-        "transforms": (bool, dict),
+        "transforms": (bool, dict, str),
         "regularizers": (dict,),
         "objective": (str,),
         "seed": (int,),
@@ -236,12 +238,19 @@ def _crops(value: dict, where: str) -> CropSettings:
     )
 
 
-def _transforms(value: bool | dict, where: str) -> TransformSettings | CropSettings | None:
-    """Read ``transforms = true | false | {pad = .., ...} | {crops = .., box = .., ...}``."""
+def _transforms(value: bool | dict | str, where: str) -> Transforms:
+    """Read ``transforms = true | false | "vit" | {pad = .., ...} | {crops = .., ...}``."""
     if value is False:
         return None
     if value is True:
         return TransformSettings()
+    if isinstance(value, str):
+        if value not in TRANSFORM_PRESETS:
+            raise RecipeError(
+                f"{where}: key 'render.transforms' names no preset {value!r}; presets: "
+                f"{', '.join(map(repr, TRANSFORM_PRESETS))} (or true, false, a table)"
+            )
+        return TRANSFORM_PRESETS[value]
     _check_table(value, "render.transforms", where)
     if any(k in value for k in CROP_KEYS):
         if not set(value) <= set(CROP_KEYS):

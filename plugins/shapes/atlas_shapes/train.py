@@ -1,6 +1,7 @@
-"""Train the shapes U-Net from a seed and write its weights and held-out accuracy.
+"""Train a shapes model from a seed and write its weights and held-out accuracy.
 
-python -m atlas_shapes.train            # rewrites atlas_shapes/weights/
+python -m atlas_shapes.train                # the U-Net: rewrites weights/shapes_unet.*
+python -m atlas_shapes.train --model vit    # the ViT: rewrites weights/shapes_vit.*
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from .data import CLASSES, make_batch
-from .model import ShapesUNet
+from .model import ShapesUNet, ShapesViT
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MEAN, STD = 0.5, 0.25
+MODELS = {"unet": ShapesUNet, "vit": ShapesViT}
+DEFAULTS = {  # steps, batch, learning rate (a ViT wants a lower rate and more steps)
+    "unet": (1500, 32, 0.01),
+    "vit": (4000, 32, 0.002),
+}
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -50,11 +56,13 @@ def evaluate(model: torch.nn.Module, seed: int, n: int = 512) -> dict:
     }
 
 
-def train(steps: int, batch: int, seed: int, lr: float) -> tuple[torch.nn.Module, float]:
+def train(
+    steps: int, batch: int, seed: int, lr: float, name: str = "unet"
+) -> tuple[torch.nn.Module, float]:
     """Train from seed on freshly generated batches; return the model and seconds taken."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = ShapesUNet()
+    model = MODELS[name]()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     start = time.perf_counter()
@@ -78,20 +86,24 @@ def train(steps: int, batch: int, seed: int, lr: float) -> tuple[torch.nn.Module
 def main() -> None:
     """Parse arguments, train, evaluate on a held-out seed and save."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--model", choices=sorted(MODELS), default="unet")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, seconds = train(args.steps, args.batch, args.seed, args.lr)
+    steps, batch, lr = DEFAULTS[args.model]
+    args.steps, args.batch, args.lr = args.steps or steps, args.batch or batch, args.lr or lr
+    model, seconds = train(args.steps, args.batch, args.seed, args.lr, args.model)
     report = evaluate(model, seed=args.seed + 10_000)
     print(json.dumps(report, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), args.out / "shapes_unet.pt")
+    torch.save(model.state_dict(), args.out / f"shapes_{args.model}.pt")
     report.update(
+        model=args.model,
         seed=args.seed,
         steps=args.steps,
         batch=args.batch,
@@ -101,7 +113,7 @@ def main() -> None:
         torch=torch.__version__,
         machine=f"{platform.machine()} {platform.processor()}",
     )
-    (args.out / "shapes_unet.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / f"shapes_{args.model}.json").write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
