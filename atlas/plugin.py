@@ -35,6 +35,7 @@ from .hookspecs import (
 )
 from .models.adapter import InputSpec, ModelAdapter
 from .models.sources import unknown_name
+from .models.tokens import TokenGrid
 from .models.weights import file_digest
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "RegisterParameterizations",
     "RegisterRegularizers",
     "RegularizerFactory",
+    "TokenGrid",
     "WeightsError",
     "file_digest",
     "hookimpl",

@@ -113,7 +113,7 @@ def test_state_dict_file_with_an_architecture(tmp_path):
         f"""
 layers = ["output"]
 [model]
-source = "file:{weights_path(None)}"
+source = "file:{weights_path("unet", None)}"
 options = {{arch = "shapes/unet"}}
 [render]
 steps = 2
@@ -121,8 +121,8 @@ steps = 2
     )
     assert units(manifest, "output")[1]["label"] == "circle"
     assert manifest["model"]["random_weights"] is False
-    adapter = load_registry().load_model(f"file:{weights_path(None)}", arch="shapes/unet")
-    saved = torch.load(weights_path(None), weights_only=True)
+    adapter = load_registry().load_model(f"file:{weights_path('unet', None)}", arch="shapes/unet")
+    saved = torch.load(weights_path("unet", None), weights_only=True)
     for name, tensor in adapter.module.state_dict().items():
         torch.testing.assert_close(tensor, saved[name], msg=name)
 

@@ -236,3 +236,12 @@ def test_the_vit_augmentation_makes_copies_with_noise_that_decays():
     assert torch.equal(torch.sort(last.flatten(1), 1)[0], same)
     markers = {tuple(torch.nonzero(view[0] == 1.0)[0].tolist()) for view in last}
     assert len(markers) > 1  # the copies are shifted differently
+
+
+def test_the_demo_vit_gives_its_grid_through_its_plugin():
+    adapter = load_registry().load_model("shapes/vit")
+    assert adapter.tokens == TokenGrid(1, (8, 8))
+    (act,) = [x for x in catalogue(adapter) if x.name == "blocks.1.mlp.act"]
+    assert act.shape == (384, 8, 8) and act.tokens == "65 tokens = 1 + 8×8"
+    (output,) = [x for x in catalogue(adapter) if x.name == "output"]
+    assert output.shape == (7, 64, 64)  # a class map like the U-Net's

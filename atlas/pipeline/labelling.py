@@ -36,7 +36,7 @@ def layer_concepts(
             continue
         units = unit_concepts(finding.meta, finding.arrays, settings, examples.get(layer.name))
         total = min(layer.channels, plan.recipe.max_channels or layer.channels)
-        out[layer.name] = (units, layer_summary(units, total))
+        out[layer.name] = (units, layer_summary(units[:total], total))  # the units shown
     return out
 
 

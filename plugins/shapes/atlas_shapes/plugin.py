@@ -1,4 +1,5 @@
-"""Register the shapes U-Net as model source ``shapes/unet``."""
+"""Register the shapes models as model sources ``shapes/unet`` and ``shapes/vit``, and the
+generated validation images as data set ``shapes/val``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from atlas.plugin import (
     ModelSource,
     RegisterDatasets,
     RegisterModels,
+    TokenGrid,
     WeightsError,
     file_digest,
     hookimpl,
@@ -23,30 +25,34 @@ from atlas.plugin import (
 )
 
 from .data import CLASSES, SIZE, make_sample
-from .model import ShapesUNet
+from .model import ShapesUNet, ShapesViT
 from .train import MEAN, STD, WEIGHTS_DIR
 
-NAMES = ("unet",)
+NAMES = ("unet", "vit")
+DESCRIPTIONS = {
+    "unet": "U-Net trained on generated shapes and textures",
+    "vit": "vision transformer (8 px patches, 4 blocks) trained on generated shapes and textures",
+}
 
 
-def weights_path(weights: str | None) -> Path:
+def weights_path(name: str, weights: str | None) -> Path:
     """Return the shipped weights for None or 'default', else the given file."""
     if weights in (None, "default"):
-        return WEIGHTS_DIR / "shapes_unet.pt"
+        return WEIGHTS_DIR / f"shapes_{name}.pt"
     return Path(weights)
 
 
 def load(name: str, weights: str | None = None, registry=None, **options) -> ModelAdapter:
-    """Build the shapes U-Net with its shipped (or given) weights."""
+    """Build a shapes model with its shipped (or given) weights."""
     if name not in NAMES:
         raise unknown_name("shapes", name, NAMES)
-    path = weights_path(weights)
+    path = weights_path(name, weights)
     if not path.is_file():
         raise WeightsError(
-            f"weights file {path} for shapes/{name} does not exist; "
-            "train it with `python -m atlas_shapes.train --out DIR`"
+            f"weights file {path} for shapes/{name} does not exist; train it with "
+            f"`python -m atlas_shapes.train --model {name} --out DIR`"
         )
-    module = ShapesUNet(**options)
+    module = ShapesUNet(**options) if name == "unet" else ShapesViT(**options)
     module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return ModelAdapter(
         module=module,
@@ -55,7 +61,8 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
         weights=weights or "default",
         weights_digest=file_digest(path),
         labels={"head": CLASSES, "output": CLASSES},
-        description="U-Net trained on generated shapes and textures",
+        description=DESCRIPTIONS[name],
+        tokens=TokenGrid(1, (module.grid,) * 2) if name == "vit" else None,
     )
 
 

@@ -1,0 +1,92 @@
+"""The demo ViT (shapes/vit) with the default transforms and with the ViT preset
+(``transforms = "vit"``): seconds per unit and activation reached for 16 MLP hidden units of
+block 1, and its 7 class pictures judged by the ViT itself and by the U-Net (a second,
+independent judge): the share of each picture's pixels each labels as the class.
+
+python bench/vit.py     # prints a table, writes bench/results/vit.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from build_demo import machine
+
+import atlas
+from atlas.registry import load_registry
+
+RESULTS = Path(__file__).parent / "results" / "vit.json"
+UNITS = 16
+LAYER = "blocks.1.mlp.act"
+
+
+def shares(judge, site: Path, output: dict) -> list[float]:
+    """Return, per class picture, the share of its pixels the judge labels as its class."""
+    found = []
+    for unit in output["units"]:
+        bgr = cv2.imread(str(site / unit["image"]))
+        picture = torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            labels = judge.model_output(judge.module(judge.input.normalize(picture))).argmax(1)
+        found.append(round(float((labels == unit["channel"]).float().mean()), 3))
+    return found
+
+
+def run(transforms, judge) -> dict:
+    """Build the ViT's class pictures and UNITS MLP units with these transforms."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        start = time.perf_counter()
+        result = atlas.build(
+            model="shapes/vit", layers=["output", LAYER], max_channels=UNITS, size=64,
+            steps=256, lr=0.05, transforms=transforms, out_dir=folder / "site",
+            cache_dir=folder / "cache", show_progress=False, weights="default",
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        metas = {p.stem: json.loads(p.read_text()) for p in (folder / "cache").glob("??/*.json")}
+        layers = {x["name"]: x for x in result.manifest["layers"]}
+        mlp, output = layers[LAYER], layers["output"]
+        spent = [metas[u["key"]]["seconds"] for u in mlp["units"] if u["key"] in metas]
+        reached = [u["objective_final"] for u in mlp["units"]]
+        return {
+            "whole_build_seconds": round(seconds, 1),
+            "mlp_seconds_per_unit": round(float(np.sum(spent)) / len(mlp["units"]), 2),
+            "mlp_reached_median": round(float(np.median(reached)), 3),
+            "class_share_by_vit": shares(result.plan.adapter, folder / "site", output),
+            "class_share_by_unet": shares(judge, folder / "site", output),
+            "classes": [u["label"] for u in output["units"]],
+        }  # fmt: skip
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    judge = load_registry().load_model("shapes/unet")
+    result = {
+        "benchmark": "vit",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "default": run(True, judge),
+        "vit_preset": run("vit", judge),
+    }
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    for name in ("default", "vit_preset"):
+        r = result[name]
+        print(
+            f"{name}: {r['mlp_seconds_per_unit']} s/unit, median reached {r['mlp_reached_median']}"
+        )
+        print(f"  class shares by the ViT  {r['class_share_by_vit']}")
+        print(f"  class shares by the U-Net {r['class_share_by_unet']}")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
