@@ -469,8 +469,9 @@ def _plan_analysis(
     version = make(spec).version
     out, store = AnalysisPlan(spec), AnalysisStore(cache.root)
     for layer in layers:
+        read = {**data, "tokens": "patches"} if layer.tokens else data  # as the examples' keys
         key = analysis_key(
-            adapter.identity(), adapter.input.as_dict(), data, layer.name, spec.as_dict(), version
+            adapter.identity(), adapter.input.as_dict(), read, layer.name, spec.as_dict(), version
         )
         out.keys[layer.name] = key
         if store.get(spec.name, key) is not None:
