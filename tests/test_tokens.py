@@ -245,3 +245,17 @@ def test_the_demo_vit_gives_its_grid_through_its_plugin():
     assert act.shape == (384, 8, 8) and act.tokens == "65 tokens = 1 + 8×8"
     (output,) = [x for x in catalogue(adapter) if x.name == "output"]
     assert output.shape == (7, 64, 64)  # a class map like the U-Net's
+
+
+def test_connections_of_token_layers_count_patch_tokens_only():
+    from atlas.datasets.connections import gradients
+
+    adapter = patches_adapter()
+    images = torch.rand(2, 3, 8, 12)
+    found = gradients(adapter, "mix", "attend", images, torch.tensor([0, 1]))
+    # attend adds every token's mean to each token: a unit's patch mean depends on mix's
+    # patch tokens with weight 1 + 6/7 and on its class token with 6/7; only patches count
+    grid = mix_of(adapter, adapter.input.normalize(images))
+    expected = grid.sum((2, 3))[torch.arange(2), torch.tensor([0, 1])] * (1 + 6 / 7) / 6
+    picked = found.attribution[torch.arange(2), torch.tensor([0, 1])]
+    torch.testing.assert_close(picked, expected)

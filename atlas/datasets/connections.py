@@ -139,6 +139,9 @@ def gradients(
     if grad is None:
         raise NoPath(f"{layer} does not depend on {source}")
     value = kept["source"].detach()
+    tokens = adapter.tokens
+    if tokens is not None and tokens.fits(value.shape[1:]):  # a source channel: its patches
+        grad, value = tokens.as_map(grad), tokens.as_map(value)
     return Gradients(channel_sums(grad).float(), channel_sums(grad * value).float())
 
 
