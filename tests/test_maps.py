@@ -267,6 +267,9 @@ def test_a_cells_picture_raises_its_direction_more_than_other_cells_pictures(map
 @e2e
 def test_a_rebuild_computes_nothing_and_a_new_grid_runs_no_umap(mapped, tmp_path):
     shutil.copytree(mapped.cache, tmp_path / "cache")
+    keep = ("cache", "prune", "--keep", str(mapped.recipe), "--dry-run")
+    pruned = atlas(*keep, "--cache-dir", str(tmp_path / "cache")).stdout
+    assert pruned.startswith("would remove 0 pictures and 0 layers of dataset examples, 0 analysis")
     args = ("--dry-run", "--json", "--cache-dir", str(tmp_path / "cache"))
     plan = json.loads(atlas("build", str(mapped.recipe), *args).stdout)
     shown = plan["activation_atlas"]["mid"]

@@ -28,6 +28,7 @@ from ..store.cache import Cache, digest
 from ..store.findings import AnalysisStore, Finding
 
 LAYOUT = "activation_atlas_layout"  # the analysis store's folder for layouts
+CELLS = "activation_atlas_cells"  # the analysis store's folder for a grid's cells
 MAX_SAMPLE_BYTES = 4 << 30  # the sampled vectors of one layer, in memory while sampling
 COSSIM_POW = 2.0  # lucid's activation atlas: dot · max(0.1, cossim)²
 VERSION = "3"  # of the layout and cells: bump when what they compute changes
@@ -47,6 +48,7 @@ class MapLayer:
     tasks: list = field(default_factory=list)  # one Task per cell, in the cells' order
     field_size: tuple[int, int] = (0, 0)  # the receptive field: the patches' size
     unsaved: Finding | None = None  # cells cut while planning, stored by the build
+    cells_key: str = ""  # the stored cells of the recipe's grid, once laid out
 
     @property
     def name(self) -> str:
@@ -66,9 +68,9 @@ class MapsPlan:
         return [t for m in self.layers for t in m.tasks]
 
     def all_keys(self) -> set[str]:
-        """Return the samples', layouts' and cells' cache keys."""
-        keys = {k for m in self.layers for k in (m.samples_key, m.layout_key)}
-        return keys | {k for t in self.tasks for k in t.keys}
+        """Return the samples', layouts', cells' and cell pictures' cache keys."""
+        keys = {k for m in self.layers for k in (m.samples_key, m.layout_key, m.cells_key)}
+        return (keys - {""}) | {k for t in self.tasks for k in t.keys}
 
     def summary(self, cached: set[str]) -> dict:
         """Return plain data for ``--dry-run --json``: each map cached or to compute."""
@@ -165,13 +167,10 @@ def plan_maps(
     return planned
 
 
-CELLS = "activation_atlas_cells"  # the analysis store's folder for a grid's cells
-
-
 def _cells(mapped: MapLayer, grid: int, store: AnalysisStore) -> tuple[list[Cell], np.ndarray]:
     """Return a laid-out map's cells on a grid and its whitening matrix, from the store or
     cut now from the samples (the build stores them: a rebuild reads no samples)."""
-    key = digest({"layout": mapped.layout_key, "grid": grid, "version": VERSION})
+    key = mapped.cells_key = digest({"layout": mapped.layout_key, "grid": grid, "v": VERSION})
     found = store.get(CELLS, key)
     if found is None:
         coords = store.get(LAYOUT, mapped.layout_key).arrays["coords"]
