@@ -70,12 +70,13 @@ def screenshots(site: Path, folder: Path) -> list[np.ndarray]:
 
 
 def map_picture(site: Path) -> np.ndarray:
-    """Return a screenshot of the map page, the triangle cell (or the first) hovered."""
+    """Return a screenshot of the map page, its fullest circle cell (or fullest) hovered."""
     from playwright.sync_api import sync_playwright
 
     manifest = json.loads((site / "manifest.json").read_text())
     cells = manifest["activation_atlas"]["mid"]["cells"]
-    chosen = next((c for c in cells if c["class"] == "triangle"), cells[0])
+    circles = [c for c in cells if c["class"] == "circle"] or cells
+    chosen = max(circles, key=lambda c: c["count"])
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
