@@ -110,23 +110,23 @@ class Built:
         return self.root / "cache"
 
 
-@pytest.fixture(scope="session")
-def every_table(tmp_path_factory) -> Built:
-    """The session's one build of EVERY_TABLE (read it; copy its cache to change it)."""
-    root = tmp_path_factory.mktemp("every-table")
-    path = root / "tiny.toml"
-    path.write_text(recipe_toml(EVERY_TABLE))
+def build_once(tmp_path_factory, name: str, data: dict) -> Built:
+    """Build a recipe made from data once, in a folder of its own."""
+    root = tmp_path_factory.mktemp(name)
+    path = root / f"{name}.toml"
+    path.write_text(recipe_toml(data))
     result = atlas_build(path, root)
     assert result.returncode == 0, result.stderr
     return Built(root, path, result)
+
+
+@pytest.fixture(scope="session")
+def every_table(tmp_path_factory) -> Built:
+    """The session's one build of EVERY_TABLE (read it; copy its cache to change it)."""
+    return build_once(tmp_path_factory, "tiny", EVERY_TABLE)
 
 
 @pytest.fixture(scope="session")
 def mapped(tmp_path_factory) -> Built:
     """The session's one build with an activation atlas (MAPPED)."""
-    root = tmp_path_factory.mktemp("mapped")
-    path = root / "mapped.toml"
-    path.write_text(recipe_toml(MAPPED))
-    result = atlas_build(path, root)
-    assert result.returncode == 0, result.stderr
-    return Built(root, path, result)
+    return build_once(tmp_path_factory, "mapped", MAPPED)

@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..models.adapter import ModelAdapter
 from ..models.layers import Probe
+from ..models.tokens import seen
 from .prepare import prepare
 
 DATA, WEIGHTS = "data", "weights"
@@ -139,9 +140,7 @@ def gradients(
     if grad is None:
         raise NoPath(f"{layer} does not depend on {source}")
     value = kept["source"].detach()
-    tokens = adapter.tokens
-    if tokens is not None and tokens.fits(value.shape[1:]):  # a source channel: its patches
-        grad, value = tokens.as_map(grad), tokens.as_map(value)
+    grad, value = seen(adapter.tokens, grad), seen(adapter.tokens, value)  # patches only
     return Gradients(channel_sums(grad).float(), channel_sums(grad * value).float())
 
 

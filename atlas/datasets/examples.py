@@ -21,6 +21,7 @@ import torch.autograd.forward_ad as fwAD
 from ..models.adapter import ModelAdapter
 from ..models.frozen import run_copy
 from ..models.layers import OUTPUT, Probe, dummy_input
+from ..models.tokens import seen
 from ..store.findings import Finding, LayerExamples, LayerFindings
 from . import Dataset
 from .analyses import Analysis, AnalysisSpec, make
@@ -121,6 +122,7 @@ def run_pass(
     skipped: list[int] = []
     passes = max([1, *(a.passes for a, _ in analyses)])
     kept: list | None = [] if passes > 1 and _small(order, adapter) else None
+    derived = any(a.needs_derivative for a, _ in analyses)
     with Probe(adapter, watched) as probe, torch.no_grad():
         for pass_index in range(passes):
             reading = [(a, names) for a, names in analyses if a.passes > pass_index]
@@ -134,7 +136,7 @@ def run_pass(
                 acts = {name: act.float() for name, act in probe(x).items()}
                 if pass_index == 0:
                     _update_states(states, acts, layers, indices, top_k, len(order))
-                derive = OutputDerivatives(adapter, x, probe)
+                derive = OutputDerivatives(adapter, x, probe) if derived else None
                 _update_analyses(reading, acts, indices, labels, pass_index, len(order), derive)
                 if progress:
                     progress(len(indices))
@@ -192,8 +194,7 @@ class OutputDerivatives:
 
     def _seen(self, out: torch.Tensor) -> torch.Tensor:
         """Return a layer's raw output as readers see it (a token layer as its patch map)."""
-        tokens = self.adapter.tokens
-        return tokens.as_map(out) if tokens is not None and tokens.fits(out.shape[1:]) else out
+        return seen(self.adapter.tokens, out)
 
     def gradients(self, layer: str, columns) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Return layer's activations and, per column of columns(output) (B, K), the

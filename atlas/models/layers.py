@@ -12,7 +12,7 @@ import torch
 
 from ..errors import LayerError, ModelError, unknown
 from .adapter import ModelAdapter
-from .tokens import TokenGrid
+from .tokens import TokenGrid, seen
 
 OUTPUT = "output"
 INPUT = "input"  # not a layer: objectives find the picture itself under this name
@@ -196,9 +196,7 @@ class Probe:
         def hook(module, args, out):
             if self._paused:
                 return
-            if tokens is not None and isinstance(out, torch.Tensor) and tokens.fits(out.shape[1:]):
-                out = tokens.as_map(out)  # the patch tokens as a feature map
-            self._acts.setdefault(name, out)
+            self._acts.setdefault(name, seen(tokens, out))  # token layers as patch maps
             if not self.need_output and self.targets.issubset(self._acts):
                 raise _StopForward
 

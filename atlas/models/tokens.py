@@ -46,6 +46,14 @@ class TokenGrid:
         return f"{self.tokens} tokens = {self.prefix} + {h}×{w}"
 
 
+def seen(tokens: TokenGrid | None, out: object) -> object:
+    """Return a layer's output as every reader sees it: a token layer of the grid as the
+    map of its patch tokens, anything else as it is."""
+    if tokens is not None and isinstance(out, torch.Tensor) and tokens.fits(out.shape[1:]):
+        return tokens.as_map(out)
+    return out
+
+
 def _pair(value) -> tuple[int, int]:
     return (int(value[0]), int(value[1])) if isinstance(value, (tuple, list)) else (value, value)
 

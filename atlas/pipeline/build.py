@@ -302,7 +302,7 @@ def _gather_and_write(plan, cache, failed, out_dir, template_dirs) -> tuple[Path
     wired = connection_findings(plan.connections, cache)
     manifest = make_manifest(plan, entries, failed, findings, analyses, wired)
     errors = {o.key: o.error for o in failed}
-    maps = maps_record(plan, entries, errors, manifest["layers"], cache)
+    maps = maps_record(plan, entries, errors, manifest["layers"])
     manifest["activation_atlas"] = maps
     images = picture_sources(entries)
     images.update(example_sources(plan, findings, concept_findings(analyses)))

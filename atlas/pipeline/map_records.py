@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
-
 from ..datasets.examples import crop_box
 from ..site import paths
-from ..store.cache import Cache, Entry
-from .maps import MapLayer, sample_points
+from ..store.cache import Entry
+from .maps import MapLayer
 from .plan import Plan
 
 
@@ -25,7 +23,6 @@ def maps_record(
     entries: Mapping[str, Entry | None],
     errors: dict,
     layers: list[dict],
-    cache: Cache,
 ) -> dict | None:
     """Return the manifest's ``activation_atlas``: {layer: map} (None: none asked)."""
     if plan.maps is None:
@@ -37,9 +34,8 @@ def maps_record(
         if not mapped.laid_out:
             continue
         slug = paths.slugify(mapped.name, taken)
-        points = sample_points(cache, mapped)
         cells = [
-            _cell(mapped, slug, i, entries, errors, pages.get(mapped.name), points)
+            _cell(mapped, slug, i, entries, errors, pages.get(mapped.name))
             for i in range(len(mapped.cells))
         ]
         out[mapped.name] = {
@@ -62,7 +58,6 @@ def _cell(
     entries: Mapping[str, Entry | None],
     errors: dict,
     layer: dict | None,
-    points: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict:
     """Return one cell's record."""
     cell, task = mapped.cells[i], mapped.tasks[i]
@@ -84,7 +79,7 @@ def _cell(
         "objective_final": entry.meta.get("objective_final") if entry else None,
         "error": None if entry else errors.get(task.key, "not computed"),
         "class": mapped.classes[cell.klass] if cell.klass is not None else None,
-        "patches": _patches(mapped, slug, i, points),
+        "patches": _patches(mapped, slug, i),
         "units": [_unit(c, weight, layer) for c, weight in cell.units()],
     }
 
@@ -99,28 +94,22 @@ def _unit(channel: int, weight: float, layer: dict | None) -> dict:
     return record
 
 
-def _patches(mapped: MapLayer, slug: str, i: int, points) -> list[dict]:
-    """Return the records of a cell's nearest real patches, in the cell's strip."""
-    if points is None:
-        return []
-    images, places = points
-    nearest = mapped.cells[i].nearest
+def _patches(mapped: MapLayer, slug: str, i: int) -> list[dict]:
+    """Return the records of a cell's nearest real patches, in the cell's strip (their
+    images and positions stored with the cells: the samples are not read)."""
+    images, places = mapped.patches[0][i], mapped.patches[1][i]
     return [
         {
-            **paths.cell_patch(slug, i, rank, len(nearest), _patch_size(mapped)),
+            **paths.cell_patch(slug, i, rank, len(images), mapped.field_size),
             "key": patch_key(mapped, i, rank),
-            "index": int(images[point]),
-            "position": [int(v) for v in places[point]],
+            "index": int(index),
+            "position": [int(v) for v in place],
         }
-        for rank, point in enumerate(nearest)
+        for rank, (index, place) in enumerate(zip(images, places, strict=True))
     ]
-
-
-def _patch_size(mapped: MapLayer) -> tuple[int, int]:
-    return tuple(int(v) for v in mapped.field_size)
 
 
 def patch_box(mapped: MapLayer, position, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Return a patch's (top, left, h, w) in its prepared image."""
     grid = tuple(mapped.layer.shape[1:])
-    return crop_box(position, grid, _patch_size(mapped), size)
+    return crop_box(position, grid, mapped.field_size, size)

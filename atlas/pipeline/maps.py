@@ -31,7 +31,8 @@ LAYOUT = "activation_atlas_layout"  # the analysis store's folder for layouts
 CELLS = "activation_atlas_cells"  # the analysis store's folder for a grid's cells
 MAX_SAMPLE_BYTES = 4 << 30  # the sampled vectors of one layer, in memory while sampling
 COSSIM_POW = 2.0  # lucid's activation atlas: dot · max(0.1, cossim)²
-VERSION = "3"  # of the layout and cells: bump when what they compute changes
+VERSION = "3"  # of the layout: bump when what it computes changes
+CELLS_VERSION = "4"  # of the stored cells (4: with their patches' images and positions)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class MapLayer:
     field_size: tuple[int, int] = (0, 0)  # the receptive field: the patches' size
     unsaved: Finding | None = None  # cells cut while planning, stored by the build
     cells_key: str = ""  # the stored cells of the recipe's grid, once laid out
+    patches: tuple[np.ndarray, np.ndarray] | None = None  # per cell: image indices, positions
 
     @property
     def name(self) -> str:
@@ -118,8 +120,7 @@ def map_layers(recipe: Recipe, found: list[LayerInfo], select) -> list[LayerInfo
 
 
 def patch_size(adapter: ModelAdapter, layer: str) -> tuple[int, int]:
-    """Return the size of a map's real patches: the layer's receptive field in the input
-    (measured here, before any thread runs the model: a probe's hooks are the module's)."""
+    """Return the size of a map's real patches: the layer's receptive field in the input."""
     field_h, field_w = receptive_field(adapter, layer)
     h, w = adapter.input.size
     return min(field_h, h), min(field_w, w)
@@ -170,7 +171,8 @@ def plan_maps(
 def _cells(mapped: MapLayer, grid: int, store: AnalysisStore) -> tuple[list[Cell], np.ndarray]:
     """Return a laid-out map's cells on a grid and its whitening matrix, from the store or
     cut now from the samples (the build stores them: a rebuild reads no samples)."""
-    key = mapped.cells_key = digest({"layout": mapped.layout_key, "grid": grid, "v": VERSION})
+    key = digest({"layout": mapped.layout_key, "grid": grid, "v": CELLS_VERSION})
+    mapped.cells_key = key
     found = store.get(CELLS, key)
     if found is None:
         coords = store.get(LAYOUT, mapped.layout_key).arrays["coords"]
@@ -179,8 +181,11 @@ def _cells(mapped: MapLayer, grid: int, store: AnalysisStore) -> tuple[list[Cell
         cells = grid_cells(coords, samples["vectors"], grid, attributions)
         arrays = {"whitening": whitening(samples["vectors"]).astype(np.float32)}
         arrays.update(cells_arrays(cells, samples["vectors"].shape[1]))
+        arrays["patch_images"] = samples["images"][arrays["nearest"]]
+        arrays["patch_positions"] = samples["positions"][arrays["nearest"]]
         found = Finding(key, CELLS, mapped.name, {"grid": grid}, arrays, {})
         mapped.unsaved = found
+    mapped.patches = (found.arrays["patch_images"], found.arrays["patch_positions"])
     return cells_from(found.arrays), found.arrays["whitening"]
 
 
@@ -276,11 +281,3 @@ def keep_cells(maps: MapsPlan, cache: Cache) -> None:
         if mapped.unsaved is not None:
             store.put(mapped.unsaved)
             mapped.unsaved = None
-
-
-def sample_points(cache: Cache, mapped: MapLayer) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return the sampled points' image indices and positions of a map."""
-    found = AnalysisStore(cache.root).get(NAME, mapped.samples_key)
-    if found is None:
-        return None
-    return found.arrays["images"], found.arrays["positions"]
