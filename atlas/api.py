@@ -47,6 +47,7 @@ def build(
     pictures: Sequence[dict] | None = None,
     connections: dict | None = None,
     activation_atlas: dict | None = None,
+    judge: str | dict | None = None,
     **render,
 ) -> BuildResult:
     """Build an atlas from a recipe file, or from a model plus layer names.
@@ -59,7 +60,9 @@ def build(
     (``size=128``, ``transforms=False``, ``regularizers={"tv": 0.05}``, ...); ``dataset`` a
     dict of ``[dataset]`` keys; ``pictures`` a list of ``[[pictures]]`` dicts, whose
     ``objective`` is an expression string or an Objective; ``connections`` and
-    ``activation_atlas`` dicts of their tables' keys (with a map, layers may be empty).
+    ``activation_atlas`` dicts of their tables' keys (with a map, layers may be empty);
+    ``judge`` another model's source (or a dict of ``[judge]`` keys) that judges the class
+    pictures.
     ``progress`` receives each Tick instead of the bars ``show_progress`` draws.
     """
     if model is None:
@@ -95,6 +98,8 @@ def build(
         data["connections"] = dict(connections)
     if activation_atlas is not None:
         data["activation_atlas"] = dict(activation_atlas)
+    if judge is not None:
+        data["judge"] = {"model": judge} if isinstance(judge, str) else dict(judge)
     name = source.replace("/", "-").replace(":", "-")
     parsed = parse_recipe(data, "atlas.build()", name, objectives=_objectives(pictures, data))
     result = _run(parsed, cache_dir, out_dir, adapter, show_progress, progress)

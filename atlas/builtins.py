@@ -45,8 +45,8 @@ def feature_atlas_register_regularizers(register: RegisterRegularizers) -> None:
 def feature_atlas_register_parameterizations(register: RegisterParameterizations) -> None:
     """Register the FFT, pixel, MACO and CPPN parameterizations."""
     decay = Option("decay", float, 1.0, help="the spectrum's 1/f^decay scale")
-    register("fft", Parameterization(params.FFTImage, (decay,), alpha=True))
-    register("pixel", Parameterization(params.PixelImage, alpha=True))
+    register("fft", Parameterization(params.FFTImage, (decay,), alpha=True, seedable=True))
+    register("pixel", Parameterization(params.PixelImage, alpha=True, seedable=True))
     spectrum = Option(
         "spectrum", str, None, file=True, help=SPECTRUM_HELP, check=params.check_spectrum
     )

@@ -281,7 +281,7 @@ def plugins(as_json) -> None:
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("source")
 @click.option(
     "--out",
     "out",
@@ -296,11 +296,24 @@ def plugins(as_json) -> None:
     show_default=True,
     help="Side of the square the images are resized and centre-cropped to.",
 )
-def spectrum(folder, out, size) -> None:
-    """Measure the mean Fourier magnitude of the images under FOLDER, for MACO."""
-    from .datasets.spectrum import write_spectrum
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="How many images of a data set source to measure (a folder: all of them).",
+)
+def spectrum(source, out, size, samples) -> None:
+    """Measure the mean Fourier magnitude of SOURCE's images, for MACO: a folder of images,
+    or a data set source as [dataset] names one (e.g. shapes/val, folder:DIR)."""
+    from .datasets.spectrum import dataset_images, write_spectrum
 
-    click.echo(str(write_spectrum(folder, out, size).resolve()))
+    if Path(source).is_dir() or source.startswith((".", "/", "~")):  # a folder, or meant as one
+        written = write_spectrum(Path(source).expanduser(), out, size)
+    else:
+        dataset = _registry().load_dataset(source, base_dir=Path.cwd())
+        written = write_spectrum(None, out, size, dataset_images(dataset, samples))
+    click.echo(str(written.resolve()))
 
 
 @cli.group()

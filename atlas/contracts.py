@@ -122,7 +122,8 @@ class Option:
 @dataclass(frozen=True)
 class Parameterization:
     """An image parameterization: its factory, the recipe options it takes, the render
-    settings it works best with where a recipe sets none, and whether it can be transparent."""
+    settings it works best with where a recipe sets none, and whether it can be transparent
+    or start from an image."""
 
     make: ParamFactory
     options: tuple[Option, ...] = ()
@@ -130,6 +131,7 @@ class Parameterization:
     optimizer: str = "adam"
     transforms: bool | str = True  # True: the standard stack; "crops": MACO's; False: none
     alpha: bool = False
+    seedable: bool = False  # it can start from an image (its ImageParam has set_raw)
 
     def option(self, name: str) -> Option | None:
         """Return the declared option called name, or None."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -44,3 +46,26 @@ def thumbnail_png(data: bytes, size: int) -> bytes:
     scale = size / max(h, w)
     small = cv2.resize(pixels, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     return cv2.imencode(".png", small)[1].tobytes()
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Return an image file as (H, W, 3) float32 RGB in [0, 1]; ValueError if unreadable."""
+    pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise ValueError(f"{path} is not an image OpenCV can read ({', '.join(IMAGE_SUFFIXES)})")
+    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Return a PNG as the site shows it, (H, W, C) float32 in [0, 1]: RGB, grey as one
+    channel, a transparent picture laid over mid-grey."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ValueError("not a PNG OpenCV can read")
+    image = pixels.astype(np.float32) / (65535.0 if pixels.dtype == np.uint16 else 255.0)
+    if image.ndim == 2:
+        return image[..., None]
+    if image.shape[-1] == 4:
+        colour, alpha = image[..., 2::-1], image[..., 3:]
+        return colour * alpha + 0.5 * (1 - alpha)
+    return image[..., ::-1].copy()

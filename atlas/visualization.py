@@ -180,7 +180,7 @@ def visualize(
     if diversity:
         layer = _diversity_layer(resolved, diversity_layer)
         resolved = resolved - diversity_weight * Diversity(layer)
-    made = partial(make_task, patches=token_layers(context))
+    made = partial(make_task, patches=token_layers(context), order=tuple(context.layers))
     tasks = [
         made(adapter, resolved, settings, seed + b, f"picture {b}", images, "visualize")
         for b in range(batch)

@@ -37,6 +37,7 @@ def unit(slug, c, total, version=0, examples=2, size=20):
         "negative": None,
         "diversity": [],
         "predicted_share": None,
+        "judged_share": None,
         "examples": [
             {
                 "key": f"ex-{slug}-{c}-{r}",
@@ -87,6 +88,7 @@ def manifest(layers=("a", "b"), units=3, changed=None, size=20) -> dict:
             "description": "",
             "input": {"channels": 3, "size": [20, 20]},
         },
+        "judge": None,
         "objective": "channel",
         "seed": 0,
         "render": {"param": "fft", "steps": 2, "lr": 0.05, "size": [20, 20]},

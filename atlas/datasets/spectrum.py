@@ -1,4 +1,4 @@
-"""Fourier magnitude spectra for MACO, measured from a folder of images."""
+"""Fourier magnitude spectra for MACO, measured from a folder of images or a data set."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 from ..engine.params import COLOR_CORRELATION
 from ..errors import AtlasError
 from . import as_float
+from .examples import sample_order
 from .folder import load as load_folder
 
 
@@ -56,12 +57,25 @@ def folder_images(folder: Path) -> Iterable[np.ndarray]:
             yield as_float(image)
 
 
-def write_spectrum(folder: str | Path, out: str | Path, size: int = 128) -> Path:
-    """Measure the spectrum of the images under folder and save it as a .npy file."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AtlasError(f"image folder {folder} does not exist")
-    spectrum = measure_spectrum(folder_images(folder), size)
+def dataset_images(dataset, samples: int, seed: int = 0) -> Iterable[np.ndarray]:
+    """Yield up to samples images of an opened data set (the order a build samples in)."""
+    for index in sample_order(dataset, samples, seed):
+        image = dataset[int(index)][0]
+        if image is not None:
+            yield as_float(image)
+
+
+def write_spectrum(
+    folder: str | Path | None, out: str | Path, size: int = 128, images=None
+) -> Path:
+    """Measure the spectrum of the images under folder (or of the given images) and save
+    it as a .npy file."""
+    if images is None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise AtlasError(f"image folder {folder} does not exist")
+        images = folder_images(folder)
+    spectrum = measure_spectrum(images, size)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, spectrum)

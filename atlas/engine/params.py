@@ -16,6 +16,7 @@ _COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0
 COLOR_CORRELATION = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
 Shape = tuple[int, int, int, int]  # batch, channels, height, width
+EDGE = 1 / 512  # a seed image is clamped to [EDGE, 1 - EDGE] so the sigmoid can reach it
 
 
 def _randn(shape: Sequence[int], generators: Sequence[torch.Generator], sd: float) -> torch.Tensor:
@@ -62,6 +63,22 @@ class ImageParam(nn.Module):
         """Return the unbounded image before colour mapping, NCHW."""
         raise NotImplementedError
 
+    def start_from(self, images: torch.Tensor) -> None:
+        """Set the parameters so the images are the given NCHW ones (in [EDGE, 1 - EDGE])."""
+        raw = torch.logit(images.clamp(EDGE, 1 - EDGE))
+        if self.decorrelate:
+            inverse = torch.linalg.inv(constant(COLOR_CORRELATION, raw.device, raw.dtype))
+            raw = torch.einsum("bchw,dc->bdhw", raw, inverse)
+        if self.alpha:
+            raw = torch.cat([raw, torch.zeros_like(raw[:, :1])], 1)
+        with torch.no_grad():
+            self.set_raw(raw)
+
+    def set_raw(self, raw: torch.Tensor) -> None:
+        """Set the parameters so raw() returns raw; parameterizations that cannot start from
+        an image do not override it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from an image")
+
     def forward(self) -> torch.Tensor:
         image = self.raw()
         if self.decorrelate:
@@ -93,6 +110,10 @@ class FFTImage(ImageParam):
         image = torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
         return image / 4.0
 
+    def set_raw(self, raw: torch.Tensor) -> None:
+        spectrum = torch.fft.rfft2(raw * 4.0, norm="ortho") / self.scale
+        self.spectrum.copy_(torch.view_as_real(spectrum))
+
 
 class PixelImage(ImageParam):
     """Images whose pixels are learnt directly."""
@@ -111,6 +132,9 @@ class PixelImage(ImageParam):
 
     def raw(self) -> torch.Tensor:
         return self.pixels
+
+    def set_raw(self, raw: torch.Tensor) -> None:
+        self.pixels.copy_(raw)
 
 
 class MacoImage(ImageParam):

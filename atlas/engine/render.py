@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from ..recipe.settings import (
     RenderSettings,
     TransformSettings,
 )
+from .accent import Accent, seed_images
 from .objectives import INPUT, Objective
 from .params import ImageParam
 from .precision import compute_dtype
@@ -101,6 +103,11 @@ def _score(
         chunk[INPUT] = picture
         scores.append(objective(chunk).float())
     return scores[0] if crops == 1 else torch.stack(scores).mean(0)
+
+
+def _as_input(adapter: ModelAdapter, model_size, dtype, picture: torch.Tensor) -> torch.Tensor:
+    """Return a picture as the model takes it (resized, normalised, in its dtype)."""
+    return model_input(adapter, picture, model_size).to(dtype)
 
 
 class _Backgrounds:
@@ -191,19 +198,34 @@ def render(
     device: torch.device | str = "cpu",
     on_step: Callable[[int], None] | None = None,
     precision: str = "auto",
+    starts: Sequence[np.ndarray | None] | None = None,
 ) -> RenderResult:
     """Optimise one image per seed so that objective (one score per image) rises.
 
     settings must be settled (lr, optimizer and transforms known); kit holds the factories
     they name. precision: the model's dtype, ``fp32``, ``bf16``, or ``auto`` (bf16 where the
-    device has bf16 units).
+    device has bf16 units). starts: an (H, W, C) image in [0, 1] per seed to start from
+    (feature accentuation; else the settings' seed_image, if any).
     """
     if not settings.settled:
         raise ValueError("render() needs settled settings: lr, optimizer and transforms set")
     device = torch.device(device)
     dtype = compute_dtype(precision, device)
     param, schedule, penalties, generators = _prepare(adapter, seeds, settings, kit, device)
-    adapter, dtype = _runner(adapter, sorted(objective.layers), dtype, device)
+    seeded = seed_images(settings, starts, tuple(param().shape))
+    if settings.accentuate and seeded is None:
+        raise ValueError("accentuate: the unit has no dataset example to start from yet")
+    if seeded is not None:
+        param.start_from(seeded.to(device))
+    if seeded is not None and settings.accent_layer is None:
+        raise ValueError("a seeded render needs its accent layer settled (make_task does it)")
+    probed = sorted(objective.layers | ({settings.accent_layer} if seeded is not None else set()))
+    adapter, dtype = _runner(adapter, probed, dtype, device)
+    accent = None
+    if seeded is not None:
+        as_input = partial(_as_input, adapter, settings.model_size, dtype)
+        accent = Accent(adapter, settings.accent_layer, settings.accent_weight, as_input)
+        accent.remember(seeded.to(device))
     backgrounds = _Backgrounds(generators, device) if settings.alpha else None
     crops = schedule.crops if schedule else 1
     optimizer = OPTIMIZERS[settings.optimizer](param.parameters(), lr=settings.lr)
@@ -221,6 +243,9 @@ def render(
                 adapter, objective, probe, view, image, crops, settings.model_size, dtype
             )
             loss = -score.sum() + sum(w * penalty(image).sum() for w, penalty in penalties)
+            if accent is not None and step > 0:  # at step 0 the picture is its seed
+                with probe.paused():
+                    loss = loss + accent.penalty(image, score, list(param.parameters())).sum()
             if alpha is not None:
                 loss = loss + (score * alpha.flatten(1).mean(1)).sum()
                 loss = loss + ALPHA_BLUR_WEIGHT * blur_penalty(alpha).sum()

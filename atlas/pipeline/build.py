@@ -36,10 +36,11 @@ from .devices import job_device
 from .estimate import estimate
 from .gather import make_manifest
 from .jobs import ConnectionsJob, DatasetJob, Job, ModelRef, Outcome, PairJob
+from .judging import judge_pictures, judged
 from .labelling import concept_findings
 from .map_records import maps_record
 from .maps import lay_out, map_layers
-from .plan import DatasetPlan, Plan, make_plan, make_task
+from .plan import DatasetPlan, Plan, make_plan, make_task, start_units
 from .runner import Progress, cache_sink, execute, make_jobs, memory_limit
 from .settle import settle
 from .sources import example_sources, patch_sources, picture_sources
@@ -281,10 +282,17 @@ def _compute(plan: Plan, cache: Cache, backend, registry, progress, model, limit
         stage = f"connections ({connect.pairs[0].method})"
         outcomes += execute([connect], backend, registry, sink, progress, stage, connect.work)
     recipe = plan.recipe
+    if recipe.render.accentuate:  # the units start from the examples the pass found
+        plan.look_up(cache, start_units(plan, _findings(plan, cache)))
+        if plan.judge:
+            plan.judge.key(plan.units, cache)  # the pictures' keys now hold their starts
     if plan.maps and lay_out(plan.maps, recipe, plan.adapter, cache, make_task, _say):
         plan.look_up(cache, plan.maps.tasks)
     jobs = _jobs(plan, cache, model, limit, plan.missing)
     outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
+    if plan.judge and plan.judge.missing:
+        keys = [key for layer in plan.judge.missing for _, _, key in layer.units]
+        judge_pictures(plan.judge, {key: cache.get(key) for key in keys}, cache)
     return outcomes
 
 
@@ -299,8 +307,8 @@ def _gather_and_write(plan, cache, failed, out_dir, template_dirs) -> tuple[Path
     keys = [key for task in plan.tasks for key in task.keys]
     entries = {key: plan.entries.get(key) or cache.get(key) for key in keys}
     findings, analyses = _findings(plan, cache), _analysis_findings(plan, cache)
-    wired = connection_findings(plan.connections, cache)
-    manifest = make_manifest(plan, entries, failed, findings, analyses, wired)
+    wired, shares = connection_findings(plan.connections, cache), judged(plan.judge, cache)
+    manifest = make_manifest(plan, entries, failed, findings, analyses, wired, shares)
     errors = {o.key: o.error for o in failed}
     maps = maps_record(plan, entries, errors, manifest["layers"])
     manifest["activation_atlas"] = maps

@@ -190,8 +190,10 @@ def make_manifest(
     examples: Mapping[str, dict] | None = None,
     analyses: Mapping[str, Mapping[str, Finding]] | None = None,
     connections: Mapping[str, Finding] | None = None,
+    judged: Mapping[tuple[str, int], float] | None = None,
 ) -> dict:
-    """Gather everything the site shows, as plain data with relative paths."""
+    """Gather everything the site shows, as plain data with relative paths (judged: the
+    judge's share per (layer, channel))."""
     examples = examples or {}
     concepts = concept_findings(analyses or {})
     labelled = layer_concepts(plan, concepts, examples)
@@ -211,6 +213,9 @@ def make_manifest(
             )
             for unit in mine
         ]
+        for record in units:
+            share = (judged or {}).get((layer.name, record["channel"]))
+            record["judged_share"] = None if share is None else round(share, 4)
         layers.append(
             {
                 **layer.as_dict(),
@@ -244,6 +249,7 @@ def make_manifest(
         "dataset": _dataset_record(plan, examples),
         "concepts": concepts_record(plan, concepts),
         "connections": _connections_record(plan, connections or {}),
+        "judge": plan.judge.as_dict() if plan.judge else None,
     }
 
 

@@ -231,7 +231,7 @@ def _cut(mapped: MapLayer, recipe: Recipe, adapter, cache: Cache, make_task) -> 
         return
     mapped.cells, matrix = _cells(mapped, recipe.activation_atlas.grid, store)
     mapped.laid_out = True
-    settings = recipe.render
+    settings = replace(recipe.render, seed_image=None, accentuate=False)  # cells start from noise
     if recipe.activation_atlas.steps:
         settings = replace(settings, steps=recipe.activation_atlas.steps)
     mapped.tasks = [

@@ -3,16 +3,21 @@ composed pictures, and every optimisation task with its canonical spec and cache
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+
+import numpy as np
 
 from ..contracts import Dataset
 from ..datasets.analyses import AnalysisSpec, make, passes, wanted
 from ..datasets.examples import sample_order
 from ..datasets.labels import Labels, probe
-from ..engine.objectives import Diversity, Objective
+from ..datasets.prepare import prepare
+from ..engine.objectives import INPUT, Diversity, Objective
+from ..errors import LayerError
 from ..models.adapter import ModelAdapter
 from ..models.layers import LayerInfo
 from ..recipe import DatasetSpec, Recipe, RenderSettings
@@ -21,6 +26,7 @@ from ..store.cache import Cache, Entry, canonical_json, digest
 from ..store.findings import AnalysisStore, FindingsStore, analysis_key, findings_key
 from .compose import Context, as_objective, compile_expression
 from .connections import ConnectionsPlan, plan_connections
+from .judging import JudgePlan, plan_judge
 from .maps import MapsPlan, output_classes, plan_maps, sampling_spec
 
 MAIN, NEGATIVE, DIVERSITY = "main", "negative", "diversity"
@@ -39,6 +45,7 @@ class Task:
     group: str = ""  # tasks of one group with equal settings share batches
     spec: dict = field(default_factory=dict, compare=False, repr=False)
     meta: dict = field(default_factory=dict, compare=False, repr=False)
+    start: np.ndarray | None = field(default=None, compare=False, repr=False)  # accentuation
 
     @property
     def keys(self) -> list[str]:
@@ -160,6 +167,7 @@ class Plan:
     entries: dict[str, Entry] = field(default_factory=dict, repr=False)  # verified when planned
     connections: ConnectionsPlan | None = None
     maps: MapsPlan | None = None
+    judge: JudgePlan | None = None
 
     def all_keys(self) -> set[str]:
         """Return every cache key the build uses: pictures, the dataset pass, connections,
@@ -168,6 +176,7 @@ class Plan:
         keys |= self.dataset.all_keys() if self.dataset else set()
         keys |= {p.key for p in self.connections.pairs} if self.connections else set()
         keys |= self.maps.all_keys() if self.maps else set()
+        keys |= self.judge.keys() if self.judge else set()
         return keys
 
     @property
@@ -224,6 +233,9 @@ class Plan:
             "dataset": self._dataset_summary(),
             "connections": self.connections.summary() if self.connections else None,
             "activation_atlas": self.maps.summary(self.cached) if self.maps else None,
+            "judge": {**self.judge.as_dict(), "cached": not self.judge.missing}
+            if self.judge
+            else None,
         }
 
     def _dataset_summary(self) -> dict | None:
@@ -266,6 +278,29 @@ def task_spec(
     return spec
 
 
+def image_digest(image: np.ndarray) -> str:
+    """Return the digest of an image in [0, 1] as 8-bit pixels (what a start adds to a key)."""
+    pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+
+
+def accent_layer(settings: RenderSettings, objective: Objective, order: Sequence[str]) -> str:
+    """Return the layer whose activations a seeded picture keeps near its seed's: the one
+    the settings name, else the layer halfway (in the model's order) from the input to the
+    objective's deepest layer."""
+    if settings.accent_layer is not None:
+        if order and settings.accent_layer not in order:
+            raise LayerError(
+                f"key 'render.accent_layer': {settings.accent_layer!r} is not a layer of the "
+                "model; run `atlas layers MODEL` to list them"
+            )
+        return settings.accent_layer
+    places = [order.index(n) if n in order else len(order) for n in objective.layers - {INPUT}]
+    if not order or not places:
+        raise LayerError("feature accentuation needs an objective that reads a layer")
+    return order[max(places) // 2]
+
+
 def task_seed(spec: dict) -> int:
     """Derive a task's RNG seed from the recipe seed and its objective alone."""
     return int(digest({"seed": spec["seed"], "objective": spec["objective"]})[:15], 16)
@@ -281,13 +316,19 @@ def make_task(
     group: str = "",
     meta: dict | None = None,
     patches: frozenset[str] = frozenset(),
+    order: Sequence[str] = (),
+    start: np.ndarray | None = None,
 ) -> Task:
     """Return a task with its spec, key and seed (patches: the token layers read as patch
-    grids)."""
+    grids; order: the model's layers in order, for the accent layer's default; start: the
+    image a unit's picture starts from, its digest in the key)."""
+    if settings.seeded:
+        settings = replace(settings, accent_layer=accent_layer(settings, objective, order))
     spec = task_spec(adapter, objective, settings, seed, images, bool(objective.layers & patches))
-    return Task(
-        digest(spec), task_seed(spec), name, objective, settings, images, group, spec, meta or {}
-    )
+    if start is not None:
+        spec["start"] = image_digest(start)
+    key, meta = digest(spec), meta or {}
+    return Task(key, task_seed(spec), name, objective, settings, images, group, spec, meta, start)
 
 
 class Broken(Objective):
@@ -316,6 +357,7 @@ def _unit(
     c: int,
     label,
     patches: frozenset[str] = frozenset(),
+    order: Sequence[str] = (),
 ):
     """Return one unit with the tasks the recipe asks for."""
     try:
@@ -339,6 +381,7 @@ def _unit(
             f"{broken}{variant}:{layer}",
             {**meta, "variant": variant},
             patches,
+            order,
         )
 
     negative = task(-objective, NEGATIVE) if recipe.negative else None
@@ -373,6 +416,7 @@ def _pictures(recipe: Recipe, adapter: ModelAdapter, registry: Registry, context
             group="pictures",
             meta={"picture": picture.name},
             patches=token_layers(context),
+            order=tuple(context.layers or ()),
         )
         planned.append(PlannedPicture(picture.name, picture.text, task))
     return planned
@@ -389,12 +433,12 @@ def make_plan(
 ) -> Plan:
     """List every unit and picture and look each task up in the cache (mapped: the layers
     of the recipe's activation atlas)."""
-    units, patches = [], token_layers(context)
+    units, patches, order = [], token_layers(context), tuple(context.layers or ())
     for layer in layers:
         labels = adapter.labels.get(layer.name, ())
         for c in range(min(layer.channels, recipe.max_channels or layer.channels)):
             label = labels[c] if c < len(labels) else None
-            units.append(_unit(recipe, adapter, registry, layer.name, c, label, patches))
+            units.append(_unit(recipe, adapter, registry, layer.name, c, label, patches, order))
     plan = Plan(recipe, adapter, list(layers), units, _pictures(recipe, adapter, registry, context))
     if recipe.dataset is not None:
         plan.dataset = plan_dataset(recipe, adapter, layers, cache, registry, mapped)
@@ -402,10 +446,58 @@ def make_plan(
     plan.connections = plan_connections(recipe, adapter, layers, cache, data)
     if mapped:
         keys = plan.dataset.analyses[-1].keys  # the maps' sampling, planned last
-        made = partial(make_task, patches=patches)
+        made = partial(make_task, patches=patches, order=order)
         plan.maps = plan_maps(recipe, adapter, list(mapped), keys, cache, made)
+    if recipe.render.accentuate and plan.dataset:
+        start_units(plan, plan.dataset.found)
     plan.look_up(cache, plan.tasks)  # each entry verified once
+    plan.judge = plan_judge(recipe, adapter, plan.units, cache, registry)
     return plan
+
+
+def respec(task: Task, settings: RenderSettings | None = None, start=None) -> Task:
+    """Return task with other settings or a start image, its spec and key remade."""
+    settings = settings or task.settings
+    spec = {**task.spec, "render": settings.as_dict()}
+    if start is not None:
+        spec["start"] = image_digest(start)
+    return replace(task, key=digest(spec), settings=settings, spec=spec, start=start)
+
+
+def start_units(plan: Plan, findings: dict[str, dict]) -> list[Task]:
+    """Give each accentuated unit of a layer with dataset findings its top example to start
+    from (a unit with none gets an ordinary picture); return the tasks remade."""
+    if plan.dataset is None:
+        return []
+    remade, dataset, adapter = [], plan.dataset.dataset, plan.adapter
+    for i, unit in enumerate(plan.units):
+        found = findings.get(unit.layer)
+        if found is None or any(t.start is not None for t in unit.tasks):
+            continue
+        index = top_example(found, unit.channel)
+        if index is None:
+            plain = replace(unit.main.settings, accentuate=False, accent_layer=None)
+            tasks = {n: respec(t, plain) for n, t in _variants(unit)}
+        else:
+            start = prepare(dataset[index][0], adapter).transpose(1, 2, 0)
+            tasks = {n: respec(t, start=start) for n, t in _variants(unit)}
+        plan.units[i] = replace(unit, **tasks)
+        remade += tasks.values()
+    return remade
+
+
+def _variants(unit: Unit) -> list[tuple[str, Task]]:
+    """Return a unit's tasks by their field name."""
+    named = [("main", unit.main), ("negative", unit.negative), ("diversity", unit.diversity)]
+    return [(name, task) for name, task in named if task is not None]
+
+
+def top_example(found: dict, channel: int) -> int | None:
+    """Return the index of a unit's top dataset example, None if it has none."""
+    for unit in found["units"]:
+        if unit["channel"] == channel and unit["examples"]:
+            return int(unit["examples"][0]["index"])
+    return None
 
 
 def plan_dataset(

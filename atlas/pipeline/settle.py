@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..contracts import Option, Parameterization
 from ..errors import AtlasError, RecipeError, suggest
+from ..images import read_image
 from ..models.adapter import ModelAdapter
 from ..models.weights import file_digest
 from ..recipe import SCHEMA, CropSettings, FileRef, RenderSettings, TransformSettings
@@ -108,6 +109,7 @@ def settle(
                 f"param = {' or '.join(map(repr, able))} with alpha = true"
             )
         options = _options(settings, registry, param, adapter, base_dir, where)
+        seed_image = _seed_image(settings, registry, param, base_dir, where.endswith("()"))
     except AtlasError as exc:
         joint = " " if str(exc).startswith("got ") else ": "
         raise type(exc)(f"{where}{joint}{exc}" if where else str(exc)) from None
@@ -120,4 +122,33 @@ def settle(
             _transforms(param.transforms) if settings.transforms == DEFAULT else settings.transforms
         ),
         param_options=options,
+        seed_image=seed_image,
     )
+
+
+def _seed_image(
+    settings: RenderSettings, registry: Registry, param: Parameterization, base_dir, keywords
+) -> FileRef | None:
+    """Check that the parameterization can start from an image and that the seed file is
+    one; return it as a FileRef (known by its content)."""
+    key = "seed_image" if keywords else "render.seed_image"
+    if settings.seeded and not param.seedable:
+        able = [
+            n for n in registry.names("parameterizations") if registry.parameterization(n).seedable
+        ]
+        asked = key if settings.seed_image is not None else key.replace("seed_image", "accentuate")
+        raise RecipeError(
+            f"key {asked!r}: parameterization {settings.param!r} cannot start from an image; "
+            f"use param = {' or '.join(map(repr, able))}"
+        )
+    value = settings.seed_image
+    if value is None or isinstance(value, FileRef):
+        return value
+    path = ((base_dir or Path.cwd()) / value).resolve()
+    if not path.is_file():
+        raise RecipeError(f"key {key!r}: file {path} does not exist")
+    try:
+        read_image(path)
+    except ValueError as exc:
+        raise RecipeError(f"key {key!r}: {exc}") from None
+    return FileRef(str(path), file_digest(path))

@@ -104,6 +104,7 @@ def _render_tasks(
             resolve_device(job.device),
             on_step,
             job.precision,
+            [t.start for t in tasks for _ in range(t.images)],
         )
     except Exception as exc:
         if is_oom(exc) and len(tasks) > 1:

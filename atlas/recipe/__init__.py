@@ -14,6 +14,7 @@ from .parse import (
     unit_settings,
 )
 from .settings import (
+    ACCENT_WEIGHT,
     DEFAULT,
     DIVERSITY_WEIGHT,
     ENGINE_VERSION,
@@ -27,6 +28,7 @@ from .settings import (
     CropSettings,
     DatasetSpec,
     FileRef,
+    JudgeSpec,
     MapSettings,
     RenderSettings,
     Transforms,
@@ -34,6 +36,7 @@ from .settings import (
 )
 
 __all__ = [
+    "ACCENT_WEIGHT",
     "BACKENDS",
     "DEFAULT",
     "DEMO",
@@ -52,6 +55,7 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "FileRef",
+    "JudgeSpec",
     "MapSettings",
     "Picture",
     "Recipe",

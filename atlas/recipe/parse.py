@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import RecipeError, suggest
 from .expressions import Expression, parse_expression
 from .settings import (
+    ACCENT_WEIGHT,
     CONNECTION_METHODS,
     DEFAULT,
     DIVERSITY_WEIGHT,
@@ -23,6 +24,7 @@ from .settings import (
     ConnectionSettings,
     CropSettings,
     DatasetSpec,
+    JudgeSpec,
     MapSettings,
     RenderSettings,
     Transforms,
@@ -46,7 +48,9 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "dataset": (dict,),
         "connections": (dict,),
         "activation_atlas": (dict,),
+        "judge": (dict,),
     },
+    "judge": {"model": (str,), "weights": (str,), "options": (dict,)},
     "activation_atlas": {
         "layers": (list,),
         "points": (int,),
@@ -83,6 +87,10 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "optimizer": (str,),
         "lr_schedule": (str,),
         "alpha": (bool,),
+        "seed_image": (str,),
+        "accentuate": (bool,),
+        "accent_layer": (str,),
+        "accent_weight": (float, int),
         "negative": (bool,),
         "diversity": (int,),
         "diversity_weight": (float, int),
@@ -118,7 +126,7 @@ CONCEPT_THRESHOLDS = {
 UNIT_KEYS = ("objective", "seed", "negative", "diversity", "diversity_weight")
 SCHEMA["pictures"] = {
     "name": (str,),
-    **{k: v for k, v in SCHEMA["render"].items() if k not in UNIT_KEYS[2:]},
+    **{k: v for k, v in SCHEMA["render"].items() if k not in (*UNIT_KEYS[2:], "accentuate")},
 }
 CROP_KEYS = ("crops", "box", "noise")
 # Tables whose keys outside SCHEMA are the parameterization's own options (checked when a
@@ -174,6 +182,7 @@ class Recipe:
     dataset: DatasetSpec | None = None
     connections: ConnectionSettings | None = None
     activation_atlas: MapSettings | None = None
+    judge: JudgeSpec | None = None
     origin: str = ""  # where it was read from, for errors: a file, or "atlas.build()"
 
     @property
@@ -313,7 +322,31 @@ def render_settings(data: dict, where: str, table: str = "render") -> RenderSett
         optimizer=data.get("optimizer"),
         lr_schedule=data.get("lr_schedule", defaults.lr_schedule),
         alpha=data.get("alpha", False),
+        **_accent(data, where),
     )
+
+
+def _accent(data: dict, where: str) -> dict:
+    """Read feature accentuation's keys: seed_image, accentuate, accent_layer/_weight."""
+    weight = data.get("accent_weight", ACCENT_WEIGHT)
+    if not math.isfinite(weight) or weight < 0:
+        raise RecipeError(f"{where}: key 'render.accent_weight' must be a number >= 0")
+    if data.get("seed_image") and data.get("accentuate"):
+        raise RecipeError(
+            f"{where}: keys 'render.seed_image' and 'render.accentuate' both choose the image "
+            "the pictures start from; keep one"
+        )
+    if data.get("alpha") and (data.get("seed_image") or data.get("accentuate")):
+        raise RecipeError(
+            f"{where}: a picture started from an image (seed_image, accentuate) cannot be "
+            "transparent; drop 'render.alpha'"
+        )
+    return {
+        "seed_image": data.get("seed_image"),
+        "accentuate": data.get("accentuate", False),
+        "accent_layer": data.get("accent_layer"),
+        "accent_weight": float(weight),
+    }
 
 
 def _regularizers(value: dict, where: str) -> dict[str, float]:
@@ -414,6 +447,17 @@ def _connections(data: dict | None, where: str) -> ConnectionSettings | None:
     return ConnectionSettings(tuple(sorted(sources.items())), data.get("top", 8), method)
 
 
+def _judge(data: dict | None, where: str) -> JudgeSpec | None:
+    """Read the ``[judge]`` table: another model that judges the class pictures."""
+    if data is None:
+        return None
+    _check_table(data, "judge", where)
+    if "model" not in data:
+        raise RecipeError(f"{where}: [judge] needs key 'model', e.g. model = 'shapes/judge'")
+    options = tuple(sorted(data.get("options", {}).items()))
+    return JudgeSpec(data["model"], data.get("weights"), options)
+
+
 MAP_LIMITS = {  # [activation_atlas] keys: (least, most)
     "points": (100, 1_000_000),
     "grid": (2, 160),
@@ -492,6 +536,11 @@ def parse_recipe(
             f"{where}: [activation_atlas] needs a [dataset] table: the activations it maps "
             "are read from the data set's images"
         )
+    if render.get("accentuate") and "dataset" not in data:
+        raise RecipeError(
+            f"{where}: key 'render.accentuate' needs a [dataset] table: each unit's picture "
+            "starts from its top example in the data set"
+        )
     return Recipe(
         model=model["source"],
         layers=list(layers),
@@ -504,6 +553,7 @@ def parse_recipe(
         pictures=_pictures(data, where, objectives or {}),
         dataset=_dataset(data.get("dataset"), where),
         connections=_connections(data.get("connections"), where),
+        judge=_judge(data.get("judge"), where),
         activation_atlas=_activation_atlas(
             data.get("activation_atlas"), where, render.get("seed", 0)
         ),

@@ -12,6 +12,7 @@ PRECISION_NAMES = ("auto", "fp32", "bf16")
 OPTIMIZER_NAMES = ("adam", "nadam")
 LR_SCHEDULES = ("constant", "cosine")  # cosine: from lr down to 0 over the steps
 DIVERSITY_WEIGHT = 1.0  # lucid uses 100 on ImageNet nets; scale it to your objective
+ACCENT_WEIGHT = 0.3  # feature accentuation's alpha: the L2 term's weight, scale-free
 
 
 def _default_scales() -> tuple[float, ...]:
@@ -123,6 +124,15 @@ class RenderSettings:
     optimizer: str | None = None
     alpha: bool = False
     lr_schedule: str = "constant"
+    seed_image: FileRef | str | None = None  # start from this image (feature accentuation)
+    accentuate: bool = False  # start each unit from its own top dataset example
+    accent_layer: str | None = None  # None: halfway to the objective's layer, when planned
+    accent_weight: float = ACCENT_WEIGHT
+
+    @property
+    def seeded(self) -> bool:
+        """Return True if the pictures start from real images (feature accentuation)."""
+        return self.seed_image is not None or self.accentuate
 
     @property
     def settled(self) -> bool:
@@ -147,6 +157,16 @@ class RenderSettings:
             "engine": ENGINE_VERSION,
             **({"model_size": list(self.model_size)} if self.model_size else {}),
             **({"lr_schedule": self.lr_schedule} if self.lr_schedule != "constant" else {}),
+            **(self._accent() if self.seeded else {}),
+        }
+
+    def _accent(self) -> dict:
+        """Return feature accentuation's part of the key: the seed file's content (a unit's
+        own example is in its task's key), the L2 term's layer and weight."""
+        seed = self.seed_image
+        return {
+            "seed_image": seed.identity() if isinstance(seed, FileRef) else seed,
+            "accent": {"layer": self.accent_layer, "weight": self.accent_weight},
         }
 
 
@@ -237,3 +257,13 @@ class MapSettings:
             "seed": self.seed,
             "points": self.points,
         }
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """The recipe's ``[judge]``: another model that says how much of each class picture it
+    sees as that class (never optimised against; its results are cached apart)."""
+
+    model: str
+    weights: str | None = None
+    options: tuple[tuple[str, object], ...] = ()

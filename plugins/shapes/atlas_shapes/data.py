@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -17,11 +19,28 @@ CLASSES = (
 SIZE = 64
 
 
-def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.ndarray:
-    """Draw an RGB colour at least some distance from avoid."""
+@dataclass(frozen=True)
+class Style:
+    """How a generator draws: shape sizes, colour contrast, noise and blur."""
+
+    radius: tuple[float, float] = (0.1, 0.24)  # a shape's radius, as a share of the size
+    contrast: int = 120  # least L1 distance between a region's colour and what is under it
+    noise: float = 12.0  # the largest per-image Gaussian noise sigma, in 0..255 units
+    blur: float = 0.0  # the chance that an image is blurred (sigma 0.5 to 1.2 px)
+    periods: tuple[int, int] = (4, 9)  # a texture's period range, in pixels
+
+
+DEMO = Style()  # what the demo models were trained on, and shapes/val
+JUDGE = Style(radius=(0.08, 0.3), contrast=90, noise=20.0, blur=0.3, periods=(3, 11))
+
+
+def _colour(
+    rng: np.random.Generator, avoid: np.ndarray | None = None, contrast: int = 120
+) -> np.ndarray:
+    """Draw an RGB colour at least contrast (L1) from avoid."""
     while True:
         colour = rng.integers(0, 256, 3)
-        if avoid is None or np.abs(colour - avoid).sum() > 120:
+        if avoid is None or np.abs(colour - avoid).sum() > contrast:
             return colour
 
 
@@ -33,10 +52,10 @@ def _polygon(rng: np.random.Generator, centre, radius: float, corners: int) -> n
     return np.round(points).astype(np.int32)
 
 
-def _region(rng: np.random.Generator, size: int, shape: str) -> np.ndarray:
+def _region(rng: np.random.Generator, size: int, shape: str, style: Style = DEMO) -> np.ndarray:
     """Return a boolean mask of one randomly placed, sized and rotated shape."""
     mask = np.zeros((size, size), np.uint8)
-    radius = rng.uniform(0.1, 0.24) * size
+    radius = rng.uniform(*style.radius) * size
     centre = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
     if shape == "circle":
         cv2.circle(mask, tuple(int(v) for v in centre), int(radius), 1, -1, cv2.LINE_AA)
@@ -51,13 +70,13 @@ def _region(rng: np.random.Generator, size: int, shape: str) -> np.ndarray:
             x, y = rng.uniform(0, size - w), rng.uniform(0, size - h)
             mask[int(y) : int(y + h), int(x) : int(x + w)] = 1
         else:
-            return _region(rng, size, str(kind))
+            return _region(rng, size, str(kind), style)
     return mask.astype(bool)
 
 
-def _texture(rng: np.random.Generator, size: int, kind: str, a, b) -> np.ndarray:
+def _texture(rng: np.random.Generator, size: int, kind: str, a, b, style: Style = DEMO):
     """Return an (size, size, 3) image of two-colour stripes or checks."""
-    period = int(rng.integers(4, 9))
+    period = int(rng.integers(*style.periods))
     yy, xx = np.mgrid[:size, :size]
     oy, ox = rng.integers(0, period, 2)
     if kind == "horizontal stripes":
@@ -70,29 +89,35 @@ def _texture(rng: np.random.Generator, size: int, kind: str, a, b) -> np.ndarray
     return np.where(on[..., None], a, b)
 
 
-def make_sample(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+def make_sample(
+    rng: np.random.Generator, size: int = SIZE, style: Style = DEMO
+) -> tuple[np.ndarray, np.ndarray]:
     """Return one (image uint8 HxWx3, labels int64 HxW) pair."""
     background = _colour(rng)
     image = np.empty((size, size, 3), np.float32)
     image[:] = background
-    image += rng.normal(0, rng.uniform(0, 12), (size, size, 3))
+    image += rng.normal(0, rng.uniform(0, style.noise), (size, size, 3))
     labels = np.zeros((size, size), np.int64)
     for _ in range(int(rng.integers(1, 5))):
         cls = int(rng.integers(1, len(CLASSES)))
         name = CLASSES[cls]
-        mask = _region(rng, size, name)
-        colour = _colour(rng, background)
+        mask = _region(rng, size, name, style)
+        colour = _colour(rng, background, style.contrast)
         if cls >= 4:
-            fill = _texture(rng, size, name, colour, _colour(rng, colour))
+            fill = _texture(rng, size, name, colour, _colour(rng, colour, style.contrast), style)
             image[mask] = fill[mask]
         else:
             image[mask] = colour
         labels[mask] = cls
+    if style.blur and rng.uniform() < style.blur:
+        image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.5, 1.2)))
     return np.clip(image, 0, 255).astype(np.uint8), labels
 
 
-def make_batch(rng: np.random.Generator, n: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+def make_batch(
+    rng: np.random.Generator, n: int, size: int = SIZE, style: Style = DEMO
+) -> tuple[np.ndarray, np.ndarray]:
     """Return n samples stacked: images (n, 3, H, W) float32 in [0, 1], labels (n, H, W)."""
-    pairs = [make_sample(rng, size) for _ in range(n)]
+    pairs = [make_sample(rng, size, style) for _ in range(n)]
     images = np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return images, np.stack([p[1] for p in pairs])

@@ -115,3 +115,28 @@ class ShapesViT(nn.Module):
         g, p, k = self.grid, self.patch, self.classes
         maps = patches.view(b, g, g, k, p, p).permute(0, 3, 1, 4, 2, 5)
         return maps.reshape(b, k, g * p, g * p)
+
+
+def _dilated(cin: int, cout: int, dilation: int) -> nn.Sequential:
+    """A 3x3 convolution at a dilation, group norm and SiLU."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, bias=False),
+        nn.GroupNorm(8, cout),
+        nn.SiLU(),
+    )
+
+
+class ShapesFCN(nn.Module):
+    """The judge: a dilated fully convolutional net (no pooling, no skips, group norm, SiLU)
+    that sees the image at half resolution and upsamples its class logits, an architecture
+    unlike the U-Net's and the ViT's."""
+
+    def __init__(self, classes: int = len(CLASSES), width: int = 48):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 4, stride=2, padding=1), nn.SiLU())
+        self.context = nn.Sequential(*[_dilated(width, width, d) for d in (1, 2, 4, 8, 2, 1)])
+        self.head = nn.Conv2d(width, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.context(self.stem(x)))
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear")

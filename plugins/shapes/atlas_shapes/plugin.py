@@ -1,5 +1,6 @@
-"""Register the shapes models as model sources ``shapes/unet`` and ``shapes/vit``, and the
-generated validation images as data set ``shapes/val``."""
+"""Register the shapes models as model sources ``shapes/unet``, ``shapes/vit`` and
+``shapes/judge`` (a model only for judging pictures), and the generated validation images as
+data set ``shapes/val``."""
 
 from __future__ import annotations
 
@@ -25,13 +26,16 @@ from atlas.plugin import (
 )
 
 from .data import CLASSES, SIZE, make_sample
-from .model import ShapesUNet, ShapesViT
+from .model import ShapesFCN, ShapesUNet, ShapesViT
 from .train import MEAN, STD, WEIGHTS_DIR
 
-NAMES = ("unet", "vit")
+NAMES = ("unet", "vit", "judge")
+MODULES = {"unet": ShapesUNet, "vit": ShapesViT, "judge": ShapesFCN}
 DESCRIPTIONS = {
     "unet": "U-Net trained on generated shapes and textures",
     "vit": "vision transformer (8 px patches, 4 blocks) trained on generated shapes and textures",
+    "judge": "dilated FCN trained from another seed on other sizes, colours, noise and blur; "
+    "it judges pictures and is never visualised",
 }
 
 
@@ -52,7 +56,7 @@ def load(name: str, weights: str | None = None, registry=None, **options) -> Mod
             f"weights file {path} for shapes/{name} does not exist; train it with "
             f"`python -m atlas_shapes.train --model {name} --out DIR`"
         )
-    module = ShapesUNet(**options) if name == "unet" else ShapesViT(**options)
+    module = MODULES[name](**options)
     module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return ModelAdapter(
         module=module,

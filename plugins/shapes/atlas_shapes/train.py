@@ -2,6 +2,7 @@
 
 python -m atlas_shapes.train                # the U-Net: rewrites weights/shapes_unet.*
 python -m atlas_shapes.train --model vit    # the ViT: rewrites weights/shapes_vit.*
+python -m atlas_shapes.train --model judge  # the judge: its own seed and generator style
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import CLASSES, make_batch
-from .model import ShapesUNet, ShapesViT
+from .data import CLASSES, DEMO, JUDGE, Style, make_batch
+from .model import ShapesFCN, ShapesUNet, ShapesViT
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MEAN, STD = 0.5, 0.25
-MODELS = {"unet": ShapesUNet, "vit": ShapesViT}
+MODELS = {"unet": ShapesUNet, "vit": ShapesViT, "judge": ShapesFCN}
 DEFAULTS = {  # steps, batch, learning rate (a ViT wants a lower rate and more steps)
     "unet": (1500, 32, 0.01),
     "vit": (4000, 32, 0.002),
+    "judge": (4000, 32, 0.01),
 }
+SEEDS = {"unet": 0, "vit": 0, "judge": 1}  # the judge is trained independently
+STYLES = {"unet": DEMO, "vit": DEMO, "judge": JUDGE}  # ... on other sizes, colours and noise
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -33,7 +37,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - MEAN) / STD
 
 
-def evaluate(model: torch.nn.Module, seed: int, n: int = 512) -> dict:
+def evaluate(model: torch.nn.Module, seed: int, n: int = 512, style: Style = DEMO) -> dict:
     """Return pixel accuracy and per-class recall on n freshly generated images."""
     rng = np.random.default_rng(seed)
     correct = np.zeros(len(CLASSES))
@@ -41,7 +45,7 @@ def evaluate(model: torch.nn.Module, seed: int, n: int = 512) -> dict:
     model.eval()
     with torch.no_grad():
         for _ in range(n // 64):
-            images, labels = make_batch(rng, 64)
+            images, labels = make_batch(rng, 64, style=style)
             pred = model(normalize(torch.from_numpy(images))).argmax(1).numpy()
             for c in range(len(CLASSES)):
                 sel = labels == c
@@ -57,7 +61,7 @@ def evaluate(model: torch.nn.Module, seed: int, n: int = 512) -> dict:
 
 
 def train(
-    steps: int, batch: int, seed: int, lr: float, name: str = "unet"
+    steps: int, batch: int, seed: int, lr: float, name: str = "unet", style: Style = DEMO
 ) -> tuple[torch.nn.Module, float]:
     """Train from seed on freshly generated batches; return the model and seconds taken."""
     torch.manual_seed(seed)
@@ -67,7 +71,7 @@ def train(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     start = time.perf_counter()
     for step in range(steps):
-        images, labels = make_batch(rng, batch)
+        images, labels = make_batch(rng, batch, style=style)
         model.train()
         logits = model(normalize(torch.from_numpy(images)))
         loss = F.cross_entropy(logits, torch.from_numpy(labels))
@@ -90,15 +94,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help="default: 0, the judge 1")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     steps, batch, lr = DEFAULTS[args.model]
     args.steps, args.batch, args.lr = args.steps or steps, args.batch or batch, args.lr or lr
-    model, seconds = train(args.steps, args.batch, args.seed, args.lr, args.model)
+    args.seed = SEEDS[args.model] if args.seed is None else args.seed
+    style = STYLES[args.model]
+    model, seconds = train(args.steps, args.batch, args.seed, args.lr, args.model, style)
     report = evaluate(model, seed=args.seed + 10_000)
+    if style != DEMO:
+        report["own_style"] = evaluate(model, seed=args.seed + 10_000, style=style)
     print(json.dumps(report, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / f"shapes_{args.model}.pt")

@@ -1,0 +1,154 @@
+"""Transfer: do the demo's class pictures read as their class to another model?
+
+For each technique and setting, the U-Net's six foreground class pictures (3 seeds) are
+built by `atlas build` with `[judge] model = "shapes/judge"` (a dilated FCN trained from
+another seed on other sizes, colours, noise and blur; never optimised against). Per class:
+the share of the picture's pixels the judge labels as the class (``judged_share``) and the
+share the U-Net itself does (``predicted_share``), means of the 3 seeds; and a sheet of the
+pictures (one row per setting, seeds side by side per class).
+
+python bench/transfer.py            # every setting (about 25 min on a 2-core CPU)
+python bench/transfer.py fft maco   # only these
+Writes bench/results/transfer.json and bench/results/transfer.png.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from build_demo import machine
+
+import atlas
+from atlas.datasets.spectrum import dataset_images, write_spectrum
+from atlas.registry import load_registry
+
+RESULTS = Path(__file__).parent / "results"
+SEEDS = (0, 1, 2)
+DEMO = {"size": 64, "steps": 256, "lr": 0.05, "param": "fft", "transforms": True}
+STRONG = {"pad": 16, "jitter": 16, "scales": [0.75, 0.85, 1.0, 1.15, 1.3], "degrees": 30}
+DATASET = {"source": "shapes/val", "samples": 1000, "top_k": 4}
+
+
+def settings(spectrum: Path) -> dict[str, dict]:
+    """Return every setting compared: render keys on top of the demo's."""
+    maco = {"param": "maco", "lr": None, "transforms": None}  # MACO's own lr and crops
+    return {
+        "fft": {},
+        "pixel": {"param": "pixel", "lr": 0.01},
+        "maco 1/f": maco,
+        "maco shapes/val": {**maco, "spectrum": str(spectrum)},
+        "no transforms": {"transforms": False},
+        "strong transforms": {"transforms": STRONG},
+        "512 steps": {"steps": 512},
+        "model_size 128": {"model_size": 128},
+        "tv 0.05": {"regularizers": {"tv": 0.05}},
+        "accentuate": {"accentuate": True},
+        "accentuate strong": {"accentuate": True, "transforms": STRONG},
+    }
+
+
+def picture(site: Path, image: str) -> np.ndarray:
+    """Return a site picture as RGB uint8."""
+    return cv2.imread(str(site / image))[..., ::-1]
+
+
+def run(name: str, keys: dict, cache: Path, seed: int) -> tuple[list[dict], float]:
+    """Build the U-Net's class pictures with these settings; return the foreground units'
+    records and the seconds the build took."""
+    render = {k: v for k, v in {**DEMO, **keys}.items() if v is not None}
+    dataset = DATASET if render.get("accentuate") else None
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = atlas.build(
+            model="shapes/unet", layers=["output"], weights="default", seed=seed,
+            judge="shapes/judge", dataset=dataset, cache_dir=cache, out_dir=Path(tmp),
+            show_progress=False, **render,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        units = [u for u in result.manifest["layers"][0]["units"] if u["channel"] > 0]
+        for unit in units:
+            unit["pixels"] = picture(Path(tmp), unit["image"])
+    return units, seconds
+
+
+def sheet(rows: dict[str, list[list[np.ndarray]]], out: Path, scale: int = 2) -> None:
+    """Write one row per setting: each class's seeds side by side, classes apart."""
+    lines = []
+    for per_class in rows.values():
+        blocks = [np.concatenate(seeds, 1) for seeds in per_class]
+        gap = np.full((blocks[0].shape[0], 6, 3), 255, np.uint8)
+        line = np.concatenate([x for b in blocks for x in (b, gap)][:-1], 1)
+        lines += [line, np.full((4, line.shape[1], 3), 255, np.uint8)]
+    image = np.concatenate(lines[:-1], 0)
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(out), image[..., ::-1])
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    load_registry()
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "cache"
+        spectrum = write_spectrum(
+            None, Path(tmp) / "shapes.npy", 64, dataset_images(load_dataset(), 1000)
+        )
+        wanted = settings(spectrum)
+        chosen = sys.argv[1:] or list(wanted)
+        table, rows = {}, {}
+        for name in chosen:
+            per_seed = [run(name, wanted[name], cache, seed) for seed in SEEDS]
+            classes = [u["label"] for u in per_seed[0][0]]
+            judged = np.array([[u["judged_share"] for u in units] for units, _ in per_seed])
+            own = np.array([[u["predicted_share"] for u in units] for units, _ in per_seed])
+            table[name] = {
+                "keys": {k: v for k, v in wanted[name].items() if k != "spectrum"},
+                "classes": classes,
+                "judged_share": judged.mean(0).round(3).tolist(),
+                "own_share": own.mean(0).round(3).tolist(),
+                "judged_over_half": int((judged.mean(0) > 0.5).sum()),
+                "seconds_per_build": round(float(np.mean([s for _, s in per_seed])), 1),
+            }
+            rows[name] = [[units[c]["pixels"] for units, _ in per_seed] for c in range(6)]
+            print(_line(name, table[name]), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "" if not sys.argv[1:] else "-" + "-".join(n.replace(" ", "_") for n in chosen)
+    sheet(rows, RESULTS / f"transfer{suffix}.png")
+    report = {
+        "benchmark": "transfer",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "judge": "shapes/judge",
+        "seeds": list(SEEDS),
+        "demo": DEMO,
+        "settings": table,
+    }
+    (RESULTS / f"transfer{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {RESULTS / f'transfer{suffix}.json'}")
+
+
+def load_dataset():
+    """Return the demo's validation set."""
+    return load_registry().load_dataset("shapes/val")
+
+
+def _line(name: str, row: dict) -> str:
+    """Return one printed row: judged and own shares per class, in percent."""
+    judged = " ".join(f"{100 * v:5.1f}" for v in row["judged_share"])
+    own = " ".join(f"{100 * v:5.1f}" for v in row["own_share"])
+    return (
+        f"{name:20s} judge {judged} | own {own} | >50%: {row['judged_over_half']}/6 "
+        f"| {row['seconds_per_build']} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
