@@ -19,7 +19,7 @@ from .plugin import (
     hookimpl,
 )
 
-SPECTRUM_HELP = "write one with `atlas spectrum FOLDER --out FILE`"
+SPECTRUM_HELP = "write one with `atlas spectrum FOLDER_OR_DATASET --out FILE`"
 
 
 @hookimpl
@@ -50,10 +50,13 @@ def feature_atlas_register_parameterizations(register: RegisterParameterizations
     spectrum = Option(
         "spectrum", str, None, file=True, help=SPECTRUM_HELP, check=params.check_spectrum
     )
+    contrast = Option(
+        "contrast", float, params.MACO_CONTRAST, keyed=True, help=params.MACO_CONTRAST_HELP
+    )
     register(
         "maco",
         Parameterization(
-            params.MacoImage, (spectrum,), lr=1.0, optimizer="nadam", transforms="crops"
+            params.MacoImage, (spectrum, contrast), lr=1.0, optimizer="nadam", transforms="crops"
         ),
     )
     register("cppn", Parameterization(params.CPPNImage, lr=0.005, transforms=False, alpha=True))

@@ -109,7 +109,9 @@ OPTION_TYPES = (bool, int, float, str)
 class Option:
     """One recipe option of a parameterization (a key of ``[render]``): its name, type and
     default; a ``file`` option is a path relative to the recipe, known by its digest.
-    ``check(value, input_spec)`` may raise ValueError at planning (say what was expected)."""
+    ``check(value, input_spec)`` may raise ValueError at planning (say what was expected).
+    A ``keyed`` option is in every cache key with its default when a recipe sets none, so
+    changing that default recomputes the pictures that used it."""
 
     name: str
     type: type = float
@@ -117,6 +119,7 @@ class Option:
     file: bool = False
     help: str = ""
     check: Callable[[object, object], None] | None = field(default=None, compare=False)
+    keyed: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ the share of the picture's pixels the judge labels as the class (``judged_share`
 share the U-Net itself does (``predicted_share``), means of the 3 seeds; and a sheet of the
 pictures (one row per setting, seeds side by side per class).
 
-python bench/transfer.py            # every setting (about 25 min on a 2-core CPU)
+python bench/transfer.py            # every setting (about 10 min on a 2-core CPU)
 python bench/transfer.py fft maco   # only these
 Writes bench/results/transfer.json and bench/results/transfer.png.
 """
@@ -29,6 +29,7 @@ from build_demo import machine
 
 import atlas
 from atlas.datasets.spectrum import dataset_images, write_spectrum
+from atlas.pipeline.judging import judge_shares
 from atlas.registry import load_registry
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,15 +45,23 @@ def settings(spectrum: Path) -> dict[str, dict]:
     return {
         "fft": {},
         "pixel": {"param": "pixel", "lr": 0.01},
+        "maco 1/f, contrast 1": {**maco, "contrast": 1.0},  # MACO before the fix
         "maco 1/f": maco,
         "maco shapes/val": {**maco, "spectrum": str(spectrum)},
         "no transforms": {"transforms": False},
         "strong transforms": {"transforms": STRONG},
         "512 steps": {"steps": 512},
         "model_size 128": {"model_size": 128},
+        "model_size 32": {"model_size": 32},
         "tv 0.05": {"regularizers": {"tv": 0.05}},
+        "diversity 3": {"diversity": 3},
+        "decay 1.5": {"decay": 1.5},
+        "decay 2": {"decay": 2.0},
+        "decay 2, lr 0.02": {"decay": 2.0, "lr": 0.02},
+        "decay 2, no transforms": {"decay": 2.0, "transforms": False},
+        "decay 2, no transforms, 512": {"decay": 2.0, "transforms": False, "steps": 512},
         "accentuate": {"accentuate": True},
-        "accentuate strong": {"accentuate": True, "transforms": STRONG},
+        "accentuate, decay 2": {"accentuate": True, "decay": 2.0},
     }
 
 
@@ -77,7 +86,19 @@ def run(name: str, keys: dict, cache: Path, seed: int) -> tuple[list[dict], floa
         units = [u for u in result.manifest["layers"][0]["units"] if u["channel"] > 0]
         for unit in units:
             unit["pixels"] = picture(Path(tmp), unit["image"])
+            if unit["diversity"]:  # judge the diverse set, not the plain picture beside it
+                _judge_set(unit, [picture(Path(tmp), d["image"]) for d in unit["diversity"]])
     return units, seconds
+
+
+def _judge_set(unit: dict, pictures: list[np.ndarray]) -> None:
+    """Give a unit the mean shares of its diversity set, the first of them as its picture."""
+    registry = load_registry()
+    stack = np.stack(pictures).astype(np.float32) / 255
+    targets = [unit["channel"]] * len(pictures)
+    for field, model in (("judged_share", "shapes/judge"), ("predicted_share", "shapes/unet")):
+        unit[field] = float(judge_shares(registry.load_model(model), stack, targets).mean())
+    unit["pixels"] = pictures[0]
 
 
 def sheet(rows: dict[str, list[list[np.ndarray]]], out: Path, scale: int = 2) -> None:

@@ -41,14 +41,15 @@ def shares(judge, site: Path, output: dict) -> list[float]:
     return found
 
 
-def run(transforms, judge) -> dict:
-    """Build the ViT's class pictures and UNITS MLP units with these transforms."""
+def run(transforms, judge, **keys) -> dict:
+    """Build the ViT's class pictures and UNITS MLP units with these transforms (and
+    render keys)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
         result = atlas.build(
             model="shapes/vit", layers=["output", LAYER], max_channels=UNITS, size=64,
-            steps=256, lr=0.05, transforms=transforms, out_dir=folder / "site",
+            steps=256, transforms=transforms, out_dir=folder / "site", **{"lr": 0.05, **keys},
             cache_dir=folder / "cache", show_progress=False, weights="default",
         )  # fmt: skip
         seconds = time.perf_counter() - start
@@ -76,9 +77,10 @@ def main() -> None:
         "machine": machine(),
         "default": run(True, judge),
         "vit_preset": run("vit", judge),
+        "vit_preset_decay_2": run("vit", judge, decay=2.0, lr=0.02),  # the U-Net demo's
     }
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    for name in ("default", "vit_preset"):
+    for name in ("default", "vit_preset", "vit_preset_decay_2"):
         r = result[name]
         print(
             f"{name}: {r['mlp_seconds_per_unit']} s/unit, median reached {r['mlp_reached_median']}"

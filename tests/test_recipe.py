@@ -58,3 +58,17 @@ def test_bad_recipes_name_file_and_key(tmp_path, text, message):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(RecipeError, match=r"cannot read recipe .*nope\.toml"):
         load_recipe(tmp_path / "nope.toml")
+
+
+def test_a_picture_with_another_param_takes_its_own_defaults(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(
+        'layers = ["output"]\n[model]\nsource = "shapes/unet"\n'
+        '[render]\nsize = 64\nlr = 0.02\ndecay = 2.0\ntransforms = false\nsteps = 99\n'
+        '[[pictures]]\nname = "maco"\nobjective = "channel(\'output\', 1)"\nparam = "maco"\n'
+        '[[pictures]]\nname = "fft"\nobjective = "channel(\'output\', 1)"\n'
+    )
+    maco, fft = (p.render for p in load_recipe(path).pictures)
+    assert (maco.lr, maco.param_options, maco.transforms) == (None, {}, "default")
+    assert (maco.steps, maco.size) == (99, (64, 64))  # what every parameterization shares
+    assert (fft.lr, fft.param_options, fft.transforms) == (0.02, {"decay": 2.0}, None)

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from atlas.engine import objectives as obj
-from atlas.engine.params import MacoImage
+from atlas.engine.params import MACO_CONTRAST, MacoImage
 from atlas.models.layers import catalogue, forward_layers
 from atlas.pipeline.compose import Context, as_objective
+from atlas.pipeline.settle import settle
 from atlas.pipeline.worker import render_batch as render
 from atlas.recipe import RenderSettings
 
@@ -124,6 +125,21 @@ def test_maco_renders_with_its_own_defaults(adapter, registry):
     result = render(adapter, obj.channel("conv2", [0, 3]), [1, 2], settings, registry)
     assert result.images.shape == (2, 32, 32, 3)
     assert (result.curve[-3:].mean(0) > result.curve[:3].mean(0)).all()
+
+
+def test_maco_pictures_have_contrast_and_the_gain_is_in_their_key(adapter, registry):
+    """MACO's standardised image went into the sigmoid at gain 1, so its pictures spanned
+    only sigmoid(±1): grey. The gain (a keyed option) is in every MACO key."""
+    spreads = {}
+    for contrast in (1.0, 2.0):
+        options = {"contrast": contrast}
+        settings = RenderSettings(size=(32, 32), steps=20, param="maco", param_options=options)
+        images = render(adapter, obj.channel("conv2", [0, 3]), [1, 2], settings, registry).images
+        spreads[contrast] = float(np.percentile(images, 95) - np.percentile(images, 5))
+    assert spreads[2.0] > 1.4 * spreads[1.0]
+    planned = settle(RenderSettings(param="maco"), adapter, registry, "")
+    assert planned.as_dict()["param_options"] == {"contrast": MACO_CONTRAST}
+    assert settle(RenderSettings(), adapter, registry, "").as_dict()["param_options"] == {}
 
 
 def _roughness(images):

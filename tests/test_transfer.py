@@ -174,3 +174,14 @@ def test_spectrum_from_a_data_set_source(tmp_path, adapter, registry):
         cache=False, progress=False, registry=registry,
     )  # fmt: skip
     assert np.isfinite(made.images).all()
+
+
+def test_a_dry_run_estimates_accentuated_units_before_their_examples_exist(write_recipe):
+    recipe = write_recipe(
+        "dry",
+        render={**TINY["render"], "accentuate": True},
+        dataset={"source": "shapes/val", "samples": 16},
+    )
+    result = atlas("build", str(recipe), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "23 to compute" in result.stdout and "estimated time" in result.stdout

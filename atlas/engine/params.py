@@ -137,12 +137,20 @@ class PixelImage(ImageParam):
         self.pixels.copy_(raw)
 
 
+MACO_CONTRAST = 2.0
+MACO_CONTRAST_HELP = (
+    "the standardised image's gain before the sigmoid (1.0 left MACO's pictures grey: "
+    "sigmoid(±1) spans only 0.27-0.73)"
+)
+
+
 class MacoImage(ImageParam):
     """MACO (Fel et al. 2023): the Fourier magnitude is fixed, only the phase is learnt.
 
     ``spectrum`` is a (C, H, W//2+1) magnitude (an array or a ``.npy`` file, e.g. written by
     ``atlas spectrum``), resized to the canvas; by default the 1/f magnitude that natural
-    images follow on average. Each step the phase and the image are standardised.
+    images follow on average. Each step the phase and the image are standardised, and
+    the image multiplied by ``contrast`` before the sigmoid.
     """
 
     def __init__(
@@ -151,17 +159,18 @@ class MacoImage(ImageParam):
         generators: Sequence[torch.Generator],
         decorrelate: bool = True,
         spectrum: str | np.ndarray | None = None,
+        contrast: float = MACO_CONTRAST,
     ):
         super().__init__(shape[1], decorrelate)
         b, c, h, w = shape
-        self.size = (h, w)
+        self.size, self.contrast = (h, w), contrast
         self.register_buffer("magnitude", load_magnitude(spectrum, c, h, w))
         self.phase = nn.Parameter(_randn((b, c, h, w // 2 + 1), generators, 1.0))
 
     def raw(self) -> torch.Tensor:
         phase = standardize(self.phase)
         spectrum = torch.polar(self.magnitude.expand_as(phase), phase)
-        return standardize(torch.fft.irfft2(spectrum, s=self.size))
+        return self.contrast * standardize(torch.fft.irfft2(spectrum, s=self.size))
 
 
 def check_spectrum(spectrum: str, input_spec) -> None:

@@ -292,7 +292,8 @@ def _compute(plan: Plan, cache: Cache, backend, registry, progress, model, limit
     outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
     if plan.judge and plan.judge.missing:
         keys = [key for layer in plan.judge.missing for _, _, key in layer.units]
-        judge_pictures(plan.judge, {key: cache.get(key) for key in keys}, cache)
+        found = {key: cache.get(key) for key in keys}
+        judge_pictures(plan.judge, found, cache, plan.adapter.identity())
     return outcomes
 
 

@@ -6,12 +6,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ..engine.objectives import stack
 from ..engine.render import render
+from ..recipe import RenderSettings
 from ..registry import Registry
 from ..store.cache import canonical_json
 from .devices import resolve_device
 from .jobs import Job
+from .plan import Task
 from .worker import kit
 
 TIMED_STEPS = 3  # after a first step; all of it run twice, the second run timed: the
@@ -59,6 +63,7 @@ def seconds_per_picture_step(job: Job, registry: Registry) -> float:
         pictures += task.images
     objective = stack([t.objective for t in tasks], [t.images for t in tasks])
     settings = replace(tasks[0].settings, steps=1 + TIMED_STEPS)
+    starts = [_start(t, settings) for t in tasks for _ in t.seeds]
     stamps: list[float] = []
     for _ in range(2):
         stamps.clear()
@@ -71,8 +76,18 @@ def seconds_per_picture_step(job: Job, registry: Registry) -> float:
             resolve_device(job.device),
             lambda _step: stamps.append(time.perf_counter()),
             job.precision,
+            starts,
         )
     return (stamps[-1] - stamps[0]) / TIMED_STEPS / pictures
+
+
+def _start(task: Task, settings: RenderSettings):
+    """Return the image a timed picture starts from: its own, or for an accentuated unit
+    whose example the dataset pass has not found yet a grey one (it costs the same)."""
+    if task.start is not None or not settings.accentuate:
+        return task.start
+    h, w = settings.size
+    return np.full((h, w, 3), 0.5, np.float32)
 
 
 def estimate(jobs: Sequence[Job], registry: Registry) -> Estimate:

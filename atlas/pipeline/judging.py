@@ -113,10 +113,13 @@ def plan_judge(
     return plan
 
 
-def judge_pictures(plan: JudgePlan, entries: Mapping[str, Entry | None], cache: Cache) -> None:
+def judge_pictures(
+    plan: JudgePlan, entries: Mapping[str, Entry | None], cache: Cache, owner: dict
+) -> None:
     """Judge the stored pictures of every layer not judged yet, as the site shows them (their
     PNGs), and store the results (a layer with a picture missing waits for a build that has
-    it)."""
+    it). owner: the identity of the pictures' model, under which `atlas cache info` counts
+    the results."""
     store = AnalysisStore(cache.root)
     for judged in plan.missing:
         found = [entries.get(key) for _, _, key in judged.units]
@@ -125,7 +128,7 @@ def judge_pictures(plan: JudgePlan, entries: Mapping[str, Entry | None], cache: 
         pictures = np.stack([decode_png(entry.png.read_bytes()) for entry in found])
         shares = judge_shares(plan.adapter, pictures, [c for _, c, _ in judged.units])
         meta = {"units": [[ch, c, key] for ch, c, key in judged.units], "version": VERSION}
-        store.put(Finding(judged.key, NAME, judged.layer, meta, {"shares": shares}))
+        store.put(Finding(judged.key, NAME, judged.layer, meta, {"shares": shares}, owner))
         plan.cached.add(judged.key)
 
 

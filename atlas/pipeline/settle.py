@@ -86,6 +86,9 @@ def _options(
                 option.check(target, adapter.input)
             except (ValueError, OSError) as exc:
                 raise RecipeError(f"key {key!r}: {exc}") from None
+    for option in param.options:  # keyed options enter every key, defaults included
+        if option.keyed and option.name not in checked:
+            checked[option.name] = option.default
     return checked
 
 

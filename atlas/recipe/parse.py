@@ -363,6 +363,18 @@ def _regularizers(value: dict, where: str) -> dict[str, float]:
     return out
 
 
+PARAM_TIED = ("lr", "optimizer", "transforms")  # settings a parameterization has defaults for
+
+
+def _inherited(render: dict, overrides: dict) -> dict:
+    """Return what a picture takes from [render]: all of it, or for a picture with another
+    parameterization none of the settings tied to [render]'s (its options, lr, optimizer,
+    transforms), so that it starts from its own parameterization's defaults."""
+    if overrides.get("param", render.get("param", "fft")) == render.get("param", "fft"):
+        return render
+    return {k: v for k, v in render.items() if k in SCHEMA["render"] and k not in PARAM_TIED}
+
+
 def _pictures(data: dict, where: str, values: dict) -> list[Picture]:
     """Read the recipe's ``[[pictures]]``: each a name, an expression and render overrides
     (values: objectives given as Objective values, by picture name)."""
@@ -380,7 +392,7 @@ def _pictures(data: dict, where: str, values: dict) -> list[Picture]:
             raise RecipeError(f"{label}: two pictures are named {name!r}")
         names.add(name)
         overrides = {k: v for k, v in table.items() if k not in ("name", "objective", "seed")}
-        settings = render_settings({**render, **overrides}, label)
+        settings = render_settings({**_inherited(render, overrides), **overrides}, label)
         seed = table.get("seed", render.get("seed", 0))
         if name in values:
             pictures.append(Picture(name, None, settings, seed, values[name]))
