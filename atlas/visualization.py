@@ -165,6 +165,11 @@ def visualize(
     adapter = _adapter(model, options, weights, registry)
     check_keywords(render_keys, "atlas.visualize()")
     settings = render_settings(render_keys, "atlas.visualize()")
+    if settings.accentuate:
+        raise AtlasError(
+            "atlas.visualize(): accentuate starts each unit from its top dataset example, "
+            "which a build with [dataset] finds; here give the image: seed_image='FILE'"
+        )
     settings = settle(settings, adapter, registry, "atlas.visualize()", Path.cwd())
     fit_canvases(adapter, [settings], adapter.source)
     check_device(device)

@@ -64,7 +64,7 @@ def test_a_picture_with_another_param_takes_its_own_defaults(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(
         'layers = ["output"]\n[model]\nsource = "shapes/unet"\n'
-        '[render]\nsize = 64\nlr = 0.02\ndecay = 2.0\ntransforms = false\nsteps = 99\n'
+        "[render]\nsize = 64\nlr = 0.02\ndecay = 2.0\ntransforms = false\nsteps = 99\n"
         '[[pictures]]\nname = "maco"\nobjective = "channel(\'output\', 1)"\nparam = "maco"\n'
         '[[pictures]]\nname = "fft"\nobjective = "channel(\'output\', 1)"\n'
     )

@@ -14,7 +14,6 @@ from atlas.datasets.prepare import prepare
 from atlas.errors import AtlasError, RecipeError
 from atlas.images import decode_png
 from atlas.pipeline.judging import judge_shares
-from atlas.pipeline.plan import image_digest
 from atlas.registry import Registry, load_registry
 
 
@@ -94,17 +93,26 @@ def test_accentuated_units_start_from_their_top_example(tmp_path):
         "model": "shapes/unet", "layers": ["output"], "weights": "default", "size": 32,
         "steps": 4, "dataset": {"source": "shapes/val", "samples": 48, "top_k": 2},
         "cache_dir": tmp_path / "cache", "out_dir": tmp_path / "site", "show_progress": False,
+        "pictures": [{"name": "circle", "objective": "channel('output', 'circle')"}],
     }  # fmt: skip
-    result = api.build(accentuate=True, **keys)
-    dataset = load_registry().load_dataset("shapes/val")
-    for unit, record in zip(result.plan.units, result.manifest["layers"][0]["units"], strict=True):
-        start = prepare(dataset[record["examples"][0]["index"]][0], result.plan.adapter)
-        assert unit.main.spec["start"] == image_digest(start.transpose(1, 2, 0))
-        assert unit.main.start is not None and record["error"] is None
-    again = api.build(accentuate=True, **keys)
+    result = api.build(accentuate=True, diversity=2, **keys)
+    assert not result.failed  # the composed picture is not a unit: it starts from noise
+    dataset, plan = load_registry().load_dataset("shapes/val"), result.plan
+    for unit, record in zip(plan.units, result.manifest["layers"][0]["units"], strict=True):
+        index = record["examples"][0]["index"]
+        assert unit.main.spec["start"] == {"examples": plan.dataset.keys["output"], "index": index}
+        start = prepare(dataset[index][0], plan.adapter).transpose(1, 2, 0)
+        assert np.abs(unit.main.start / 255 - start).max() <= 1 / 255
+        assert not unit.diversity.settings.seeded  # a diverse set starts from noise
+    again = api.build(accentuate=True, diversity=2, **keys)
     assert again.computed == 0  # the starts are known from the cached examples
-    plain = api.build(**keys)
+    plain = api.build(diversity=2, **keys)
     assert plain.computed == 7  # accentuated pictures are keyed apart from plain ones
+
+
+def test_visualize_cannot_accentuate_without_a_data_set(adapter, registry):
+    with pytest.raises(AtlasError, match="seed_image"):
+        api.visualize(adapter, "channel('conv2', 1)", accentuate=True, registry=registry)
 
 
 def _judge_build(tmp_path, **extra):

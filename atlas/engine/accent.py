@@ -1,9 +1,11 @@
 """Feature accentuation (Hamblin, Fel et al. 2024): pictures that start from a real image
 and stay near it, in one layer's activations, while the unit rises.
 
-The L2 term is α·b·‖A(x) − A(seed)‖² / ‖A(seed)‖² at the accent layer, with
-b = ‖∇objective‖ / ‖∇L2‖ measured per picture at the first step where the picture has left
-its seed (step 1: at step 0 the term and its gradient are zero), so α is scale-free.
+The term is α·b·d at the accent layer, with d = ‖A(x) − A(seed)‖ / ‖A(seed)‖ (the
+relative L2 distance, not its square: the square's gradient vanishes at the seed) and
+b = ‖∇objective‖ / ‖∇d‖ measured per picture at step 1, the first step where the picture
+has left its seed (at step 0 it is the seed and the term is not added), so α is
+scale-free.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ def seed_images(
     starts: Sequence[np.ndarray | None] | None,
     shape: tuple[int, int, int, int],
 ) -> torch.Tensor | None:
-    """Return the (B, C, H, W) images the batch starts from: each picture's own (starts),
-    else the settings' seed file; None when the pictures start from noise."""
+    """Return the (B, C, H, W) images the batch starts from: each picture's own (starts:
+    float in [0, 1] or 8-bit), else the settings' seed file; None when they start from noise."""
     b, c, h, w = shape
     if starts is not None and any(s is not None for s in starts):
         if any(s is None for s in starts):
@@ -37,8 +39,14 @@ def seed_images(
         images = [read_image(path)] * b
     else:
         return None
-    fitted = [_fit(np.asarray(image, np.float32), c, h, w) for image in images]
+    fitted = [_fit(_as_float(image), c, h, w) for image in images]
     return torch.from_numpy(np.stack(fitted))
+
+
+def _as_float(image: np.ndarray) -> np.ndarray:
+    """Return an image as float32 in [0, 1] (8-bit pixels divided by 255)."""
+    image = np.asarray(image)
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
 
 
 def _fit(image: np.ndarray, c: int, h: int, w: int) -> np.ndarray:

@@ -222,7 +222,7 @@ def render(
     probed = sorted(objective.layers | ({settings.accent_layer} if seeded is not None else set()))
     adapter, dtype = _runner(adapter, probed, dtype, device)
     accent = None
-    if seeded is not None:
+    if seeded is not None and settings.accent_weight > 0:
         as_input = partial(_as_input, adapter, settings.model_size, dtype)
         accent = Accent(adapter, settings.accent_layer, settings.accent_weight, as_input)
         accent.remember(seeded.to(device))

@@ -35,12 +35,12 @@ from .connections import connection_findings, top_examples
 from .devices import job_device
 from .estimate import estimate
 from .gather import make_manifest
-from .jobs import ConnectionsJob, DatasetJob, Job, ModelRef, Outcome, PairJob
+from .jobs import ConnectionsJob, DatasetJob, Job, ModelRef, Outcome, PairJob, first_line
 from .judging import judge_pictures, judged
 from .labelling import concept_findings
 from .map_records import maps_record
 from .maps import lay_out, map_layers
-from .plan import DatasetPlan, Plan, make_plan, make_task, start_units
+from .plan import DatasetPlan, Plan, load_starts, make_plan, make_task, start_units
 from .runner import Progress, cache_sink, execute, make_jobs, memory_limit
 from .settle import settle
 from .sources import example_sources, patch_sources, picture_sources
@@ -288,12 +288,17 @@ def _compute(plan: Plan, cache: Cache, backend, registry, progress, model, limit
             plan.judge.key(plan.units, cache)  # the pictures' keys now hold their starts
     if plan.maps and lay_out(plan.maps, recipe, plan.adapter, cache, make_task, _say):
         plan.look_up(cache, plan.maps.tasks)
+    if recipe.render.accentuate:
+        load_starts(plan)
     jobs = _jobs(plan, cache, model, limit, plan.missing)
     outcomes += execute(jobs, backend, registry, sink, progress, f"atlas {recipe.name}")
     if plan.judge and plan.judge.missing:
         keys = [key for layer in plan.judge.missing for _, _, key in layer.units]
         found = {key: cache.get(key) for key in keys}
-        judge_pictures(plan.judge, found, cache, plan.adapter.identity())
+        try:
+            judge_pictures(plan.judge, found, cache, plan.adapter.identity())
+        except Exception as exc:  # the judge costs its shares, never the pictures or site
+            _say(f"warning: the judge could not read the pictures: {first_line(exc)}")
     return outcomes
 
 

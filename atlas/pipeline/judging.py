@@ -15,6 +15,7 @@ from ..errors import RecipeError
 from ..images import decode_png
 from ..models.adapter import ModelAdapter
 from ..models.layers import OUTPUT, forward_layers
+from ..models.weights import digests_in
 from ..recipe import Recipe
 from ..registry import Registry
 from ..store.cache import Cache, Entry, digest
@@ -22,6 +23,7 @@ from ..store.findings import AnalysisStore, Finding
 
 NAME = "judge"
 VERSION = "1"
+JUDGE_BATCH = 64  # pictures a forward of the judge reads at once
 
 
 @dataclass
@@ -38,6 +40,8 @@ class JudgePlan:
     """The judge, the layers it reads and which of their results the cache holds."""
 
     adapter: ModelAdapter = field(repr=False)
+    options: dict = field(default_factory=dict)  # the recipe's [judge] options
+    reads: str = "pixels"  # what its output gives: "pixels" or "probability"
     layers: list[JudgedLayer] = field(default_factory=list)
     cached: set[str] = field(default_factory=set)  # keys
 
@@ -63,6 +67,7 @@ class JudgePlan:
             key = digest(
                 {
                     "judge": self.adapter.identity(),
+                    "options": self.options,
                     "input": self.adapter.input.as_dict(),
                     "pictures": [[key, c] for _, c, key in judged],
                     "version": VERSION,
@@ -80,35 +85,56 @@ class JudgePlan:
         """Return plain data for the manifest and the dry run."""
         return {
             **self.adapter.identity(),
+            "options": self.options,
             "description": self.adapter.description,
+            "reads": self.reads,
             "layers": [layer.layer for layer in self.layers],
         }
 
 
 def classes(judge: ModelAdapter) -> list[str]:
-    """Return the class names of the judge's output."""
-    return list(judge.labels.get(OUTPUT) or next(iter(judge.labels.values()), ()))
+    """Return the class names of the judge's output (the labels of its ``output`` layer)."""
+    return list(judge.labels.get(OUTPUT, ()))
+
+
+def reads(judge: ModelAdapter) -> str:
+    """Return what the judge's output gives: ``pixels`` (a class map) or ``probability``."""
+    size = tuple(judge.input.size)
+    x = torch.full((1, judge.input.channels, *size), 0.5)
+    with torch.no_grad():
+        judge.module.eval()
+        out = forward_layers(judge, judge.input.normalize(x), [OUTPUT])
+    return "pixels" if out[OUTPUT].dim() == 4 else "probability"
 
 
 def plan_judge(
     recipe: Recipe, adapter: ModelAdapter, units: Sequence, cache: Cache, registry: Registry
 ) -> JudgePlan | None:
-    """Load the recipe's judge and key the pictures it can read."""
+    """Load the recipe's judge, check it can read the atlas's pictures, and key them."""
     spec = recipe.judge
     if spec is None:
         return None
-    judge = registry.load_model(spec.model, spec.weights, **dict(spec.options))
-    if judge.identity() == adapter.identity():
+    where = f"{recipe.where}: [judge] model {spec.model!r}"
+    options = dict(spec.options)
+    with digests_in(cache.root):
+        judge = registry.load_model(spec.model, spec.weights, **options)
+    same = (judge.identity(), options) == (adapter.identity(), dict(recipe.model_options))
+    if same:
         raise RecipeError(
-            f"{recipe.where}: [judge] names the model the atlas visualises; a judge must be "
-            "another model, one the pictures were never optimised against"
+            f"{where} is the model the atlas visualises; a judge must be another model, one "
+            "the pictures were never optimised against"
         )
     if not classes(judge):
         raise RecipeError(
-            f"{recipe.where}: [judge] model {spec.model!r} names no classes; a judge needs "
-            "labels for its output to match the atlas's class units by name"
+            f"{where} names no classes for its output; a judge needs them to match the "
+            "atlas's class units by name"
         )
-    plan = JudgePlan(judge)
+    if judge.input.channels != adapter.input.channels:
+        raise RecipeError(
+            f"{where} takes {judge.input.channels}-channel images and the pictures have "
+            f"{adapter.input.channels}; choose a judge for the same kind of images"
+        )
+    plan = JudgePlan(judge, options, reads(judge))
     plan.key(units, cache)
     return plan
 
@@ -138,17 +164,19 @@ def judge_shares(judge: ModelAdapter, pictures: np.ndarray, targets: Sequence[in
     probability. The judge runs without gradients, in eval mode."""
     judge.module.eval().requires_grad_(False)
     x = torch.from_numpy(np.ascontiguousarray(pictures, np.float32)).permute(0, 3, 1, 2)
-    x = x[:, : judge.input.channels]
     if judge.input.fixed_size and tuple(x.shape[-2:]) != tuple(judge.input.size):
         x = F.interpolate(x, size=tuple(judge.input.size), mode="bilinear", align_corners=False)
     target = torch.as_tensor(list(targets))
-    with torch.no_grad():
-        out = forward_layers(judge, judge.input.normalize(x), [OUTPUT])[OUTPUT].float()
-    if out.dim() == 4:
-        shares = (out.argmax(1) == target[:, None, None]).float().mean((1, 2))
-    else:
-        shares = out.softmax(1)[torch.arange(len(target)), target]
-    return shares.numpy().round(4)
+    shares = []
+    for start in range(0, len(x), JUDGE_BATCH):
+        chunk, wanted = x[start : start + JUDGE_BATCH], target[start : start + JUDGE_BATCH]
+        with torch.no_grad():
+            out = forward_layers(judge, judge.input.normalize(chunk), [OUTPUT])[OUTPUT].float()
+        if out.dim() == 4:
+            shares.append((out.argmax(1) == wanted[:, None, None]).float().mean((1, 2)))
+        else:
+            shares.append(out.softmax(1)[torch.arange(len(wanted)), wanted])
+    return torch.cat(shares).numpy().round(4)
 
 
 def judged(plan: JudgePlan | None, cache: Cache) -> dict[tuple[str, int], float]:

@@ -3,7 +3,6 @@ composed pictures, and every optimisation task with its canonical spec and cache
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -278,12 +277,6 @@ def task_spec(
     return spec
 
 
-def image_digest(image: np.ndarray) -> str:
-    """Return the digest of an image in [0, 1] as 8-bit pixels (what a start adds to a key)."""
-    pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
-
-
 def accent_layer(settings: RenderSettings, objective: Objective, order: Sequence[str]) -> str:
     """Return the layer whose activations a seeded picture keeps near its seed's: the one
     the settings name, else the layer halfway (in the model's order) from the input to the
@@ -317,18 +310,14 @@ def make_task(
     meta: dict | None = None,
     patches: frozenset[str] = frozenset(),
     order: Sequence[str] = (),
-    start: np.ndarray | None = None,
 ) -> Task:
     """Return a task with its spec, key and seed (patches: the token layers read as patch
-    grids; order: the model's layers in order, for the accent layer's default; start: the
-    image a unit's picture starts from, its digest in the key)."""
-    if settings.seeded:
+    grids; order: the model's layers in order, for the accent layer's default)."""
+    if settings.seeded and objective.layers - {INPUT}:  # a Broken objective fails alone
         settings = replace(settings, accent_layer=accent_layer(settings, objective, order))
     spec = task_spec(adapter, objective, settings, seed, images, bool(objective.layers & patches))
-    if start is not None:
-        spec["start"] = image_digest(start)
     key, meta = digest(spec), meta or {}
-    return Task(key, task_seed(spec), name, objective, settings, images, group, spec, meta, start)
+    return Task(key, task_seed(spec), name, objective, settings, images, group, spec, meta)
 
 
 class Broken(Objective):
@@ -455,35 +444,62 @@ def make_plan(
     return plan
 
 
-def respec(task: Task, settings: RenderSettings | None = None, start=None) -> Task:
-    """Return task with other settings or a start image, its spec and key remade."""
+def respec(task: Task, settings: RenderSettings | None = None, start: dict | None = None):
+    """Return task with other settings, or the example it starts from (the examples'
+    finding key and the image's index: its identity, in the key), its spec and key remade."""
     settings = settings or task.settings
     spec = {**task.spec, "render": settings.as_dict()}
     if start is not None:
-        spec["start"] = image_digest(start)
-    return replace(task, key=digest(spec), settings=settings, spec=spec, start=start)
+        spec["start"] = start
+    return replace(task, key=digest(spec), settings=settings, spec=spec)
 
 
 def start_units(plan: Plan, findings: dict[str, dict]) -> list[Task]:
-    """Give each accentuated unit of a layer with dataset findings its top example to start
-    from (a unit with none gets an ordinary picture); return the tasks remade."""
+    """Key each accentuated unit's picture and negative of a layer with dataset findings by
+    the unit's top example (read only when computed: load_starts); its diversity set, and a
+    unit with no example, get ordinary pictures. Return the tasks remade."""
     if plan.dataset is None:
         return []
-    remade, dataset, adapter = [], plan.dataset.dataset, plan.adapter
+    remade = []
     for i, unit in enumerate(plan.units):
         found = findings.get(unit.layer)
-        if found is None or any(t.start is not None for t in unit.tasks):
+        if found is None or not unit.main.settings.accentuate or "start" in unit.main.spec:
             continue
         index = top_example(found, unit.channel)
-        if index is None:
-            plain = replace(unit.main.settings, accentuate=False, accent_layer=None)
-            tasks = {n: respec(t, plain) for n, t in _variants(unit)}
-        else:
-            start = prepare(dataset[index][0], adapter).transpose(1, 2, 0)
-            tasks = {n: respec(t, start=start) for n, t in _variants(unit)}
+        start = {"examples": plan.dataset.keys[unit.layer], "index": index}
+        plain = replace(unit.main.settings, accentuate=False, accent_layer=None)
+        tasks = {
+            name: respec(task, plain) if index is None or name == "diversity" else
+            respec(task, start=start)
+            for name, task in _variants(unit)
+        }  # fmt: skip
         plan.units[i] = replace(unit, **tasks)
         remade += tasks.values()
     return remade
+
+
+def load_starts(plan: Plan) -> None:
+    """Read the top example each accentuated task still to compute starts from, as 8-bit
+    pixels at the model's input (a unit keeps its own; the cached need none)."""
+    dataset, adapter = plan.dataset.dataset, plan.adapter
+    for i, unit in enumerate(plan.units):
+        wanting = [(n, t) for n, t in _variants(unit) if _wants_start(t, plan.cached)]
+        if not wanting:
+            continue
+        index = wanting[0][1].spec["start"]["index"]
+        image = prepare(dataset[index][0], adapter).transpose(1, 2, 0)
+        pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        plan.units[i] = replace(unit, **{n: replace(t, start=pixels) for n, t in wanting})
+
+
+def _wants_start(task: Task, cached: set[str]) -> bool:
+    """Return True for an accentuated task to compute whose start image is not read yet."""
+    return (
+        task.settings.accentuate
+        and "start" in task.spec
+        and task.start is None
+        and task.key not in cached
+    )
 
 
 def _variants(unit: Unit) -> list[tuple[str, Task]]:

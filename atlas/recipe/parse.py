@@ -367,9 +367,11 @@ PARAM_TIED = ("lr", "optimizer", "transforms")  # settings a parameterization ha
 
 
 def _inherited(render: dict, overrides: dict) -> dict:
-    """Return what a picture takes from [render]: all of it, or for a picture with another
-    parameterization none of the settings tied to [render]'s (its options, lr, optimizer,
-    transforms), so that it starts from its own parameterization's defaults."""
+    """Return what a picture takes from [render]: all of it but ``accentuate`` (a unit's own
+    example: a picture has none), and for a picture with another parameterization none of
+    the settings tied to [render]'s (its options, lr, optimizer, transforms), so that it
+    starts from its own parameterization's defaults."""
+    render = {k: v for k, v in render.items() if k != "accentuate"}  # units only
     if overrides.get("param", render.get("param", "fft")) == render.get("param", "fft"):
         return render
     return {k: v for k, v in render.items() if k in SCHEMA["render"] and k not in PARAM_TIED}
