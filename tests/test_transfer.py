@@ -93,7 +93,7 @@ def test_accentuated_units_start_from_their_top_example(tmp_path):
         "model": "shapes/unet", "layers": ["output"], "weights": "default", "size": 32,
         "steps": 4, "dataset": {"source": "shapes/val", "samples": 48, "top_k": 2},
         "cache_dir": tmp_path / "cache", "out_dir": tmp_path / "site", "show_progress": False,
-        "pictures": [{"name": "circle", "objective": "channel('output', 'circle')"}],
+        "pictures": [{"name": "c-s", "objective": "channel('output', 1) - channel('output', 2)"}],
     }  # fmt: skip
     result = api.build(accentuate=True, diversity=2, **keys)
     assert not result.failed  # the composed picture is not a unit: it starts from noise
