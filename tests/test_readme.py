@@ -58,11 +58,18 @@ def test_the_readme_notebook_example_runs(tmp_path, monkeypatch):
 @pytest.mark.e2e
 def test_the_notebook_examples_run(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", DOCS["python.md"], re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "docs/python.md", "exec"), namespace)  # the page's own examples
     assert namespace["v"].images.shape == (2, 64, 64, 3)
-    for name in ("circle-minus-square.png", "warm-circles.png", "alpha.png"):
+    for name in (
+        "circle-minus-square.png",
+        "warm-circles.png",
+        "alpha.png",
+        "square-from-seed.png",
+    ):
         assert (tmp_path / name).stat().st_size > 1000
+    shares = [u["judged_share"] for u in namespace["judged"].manifest["layers"][0]["units"]]
+    assert all(0.0 <= share <= 1.0 for share in shares)
