@@ -10,6 +10,16 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what OpenCV reads
 
 
+def as_float(image: np.ndarray) -> np.ndarray:
+    """Return an (H, W, C) float32 image in [0, 1] from uint8 or float pixels."""
+    pixels = np.asarray(image)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    return pixels.astype(np.float32)
+
+
 def to_display(image: np.ndarray, alpha: bool = False) -> np.ndarray:
     """Return an (H, W, 1, 3 or 4) uint8 view of an (H, W, C) float image in [0, 1].
 

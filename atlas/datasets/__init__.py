@@ -3,10 +3,9 @@ dataset pass that reads them through a model."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..contracts import Dataset
 from ..errors import AtlasError
+from ..images import as_float  # re-exported: plugins read it here
 
 __all__ = ["Dataset", "DatasetError", "as_float", "parse"]
 
@@ -25,13 +24,3 @@ def parse(source: str) -> tuple[str, str]:
         f"data set {source!r} needs a namespace, as in 'folder:path/to/images', "
         "'torchvision/CIFAR10' or 'shapes/val'"
     )
-
-
-def as_float(image: np.ndarray) -> np.ndarray:
-    """Return an (H, W, C) float32 image in [0, 1] from uint8 or float pixels."""
-    pixels = np.asarray(image)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) / 255.0
-    return pixels.astype(np.float32)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..images import as_float
 from ..models.adapter import ModelAdapter
-from . import as_float
 
 
 def _geometry(shape: tuple[int, int], size: tuple[int, int]) -> tuple[tuple[int, int], int, int]:

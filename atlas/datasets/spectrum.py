@@ -10,7 +10,7 @@ import numpy as np
 
 from ..engine.params import COLOR_CORRELATION
 from ..errors import AtlasError
-from . import as_float
+from ..images import as_float
 from .examples import sample_order
 from .folder import load as load_folder
 

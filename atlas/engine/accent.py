@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..images import read_image
+from ..images import as_float, read_image
 from ..models.adapter import ModelAdapter
 from ..models.layers import Probe
 from ..recipe.settings import FileRef, RenderSettings
@@ -39,20 +39,12 @@ def seed_images(
         images = [read_image(path)] * b
     else:
         return None
-    fitted = [_fit(_as_float(image), c, h, w) for image in images]
+    fitted = [_fit(as_float(image), c, h, w) for image in images]
     return torch.from_numpy(np.stack(fitted))
-
-
-def _as_float(image: np.ndarray) -> np.ndarray:
-    """Return an image as float32 in [0, 1] (8-bit pixels divided by 255)."""
-    image = np.asarray(image)
-    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
 
 
 def _fit(image: np.ndarray, c: int, h: int, w: int) -> np.ndarray:
     """Return an (H, W, C') image in [0, 1] as (c, h, w): resized, its channels matched."""
-    if image.ndim == 2:
-        image = image[..., None]
     if image.shape[:2] != (h, w):
         image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         image = image[..., None] if image.ndim == 2 else image

@@ -212,7 +212,8 @@ def render(
     device = torch.device(device)
     dtype = compute_dtype(precision, device)
     param, schedule, penalties, generators = _prepare(adapter, seeds, settings, kit, device)
-    seeded = seed_images(settings, starts, tuple(param().shape))
+    shape = (len(seeds), adapter.input.channels, *settings.size)
+    seeded = seed_images(settings, starts, shape)
     if settings.accentuate and seeded is None:
         raise ValueError("accentuate: the unit has no dataset example to start from yet")
     if seeded is not None:
