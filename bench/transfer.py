@@ -7,6 +7,11 @@ the share of the picture's pixels the judge labels as the class (``judged_share`
 share the U-Net itself does (``predicted_share``), means of the 3 seeds; and a sheet of the
 pictures (one row per setting, seeds side by side per class).
 
+Reference rows say what the judge makes of pictures that *are* the class: the 8 of 3000
+images from the demo's generator with the most of each class, and frames drawn in the
+data's style packed with the class (flat shapes on a hexagonal lattice, at two sizes; the
+texture filling the frame).
+
 python bench/transfer.py            # every setting (about 10 min on a 2-core CPU)
 python bench/transfer.py fft maco   # only these
 Writes bench/results/transfer.json and bench/results/transfer.png.
@@ -18,6 +23,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -25,14 +31,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from atlas_shapes import data
 from build_demo import machine
 
 import atlas
 from atlas.datasets.spectrum import dataset_images, write_spectrum
+from atlas.models.adapter import ModelAdapter
 from atlas.pipeline.judging import judge_shares
 from atlas.registry import load_registry
 
 RESULTS = Path(__file__).parent / "results"
+CLASSES = range(1, 7)  # the foreground classes
+RADII = (11, 14)  # px: the demo's generator draws radii of 6-15 px on its 64 px frames
 SEEDS = (0, 1, 2)
 DEMO = {"size": 64, "steps": 256, "lr": 0.05, "param": "fft", "transforms": True}
 STRONG = {"pad": 16, "jitter": 16, "scales": [0.75, 0.85, 1.0, 1.15, 1.3], "degrees": 30}
@@ -60,6 +70,8 @@ def settings(spectrum: Path) -> dict[str, dict]:
         "decay 2, lr 0.02": {"decay": 2.0, "lr": 0.02},
         "decay 2, no transforms": {"decay": 2.0, "transforms": False},
         "decay 2, no transforms, 512": {"decay": 2.0, "transforms": False, "steps": 512},
+        "decay 2, lr 0.02, strong transforms": {"decay": 2.0, "lr": 0.02, "transforms": STRONG},
+        "decay 2.5, lr 0.02": {"decay": 2.5, "lr": 0.02},
         "accentuate": {"accentuate": True},
         "accentuate, decay 2": {"accentuate": True, "decay": 2.0},
     }
@@ -111,12 +123,56 @@ def sheet(rows: dict[str, list[list[np.ndarray]]], out: Path, scale: int = 2) ->
         lines += [line, np.full((4, line.shape[1], 3), 255, np.uint8)]
     image = np.concatenate(lines[:-1], 0)
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    cv2.imwrite(str(out), image[..., ::-1])
+    cv2.imwrite(str(out), image[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+
+def reference(readers: dict[str, ModelAdapter]) -> dict[str, dict]:
+    """Return each reader's shares (by field name) of pictures that are the class: the
+    data's top images, and frames packed with the class in the data's style."""
+    images, labels = data.make_batch(np.random.default_rng(5), 3000)
+    images = images.transpose(0, 2, 3, 1)
+    makers = {"data: its 8 images with the most of the class": lambda c: _top(images, labels, c)}
+    for radius in RADII:
+        makers[f"drawn: the frame packed with the class, radius {radius} px"] = partial(
+            _frames, radius=radius
+        )
+    rows = {}
+    for name, make in makers.items():
+        pictures = [make(c) for c in CLASSES]
+        rows[name] = {
+            field: [_share(model, p, c) for c, p in zip(CLASSES, pictures, strict=True)]
+            for field, model in readers.items()
+        }
+    return rows
+
+
+def _share(model: ModelAdapter, pictures: np.ndarray, cls: int) -> float:
+    """Return the model's mean share of the pictures' pixels labelled the class."""
+    return round(float(judge_shares(model, pictures, [cls] * len(pictures)).mean()), 3)
+
+
+def _frames(cls: int, radius: int, n: int = 6) -> np.ndarray:
+    """Return n packed frames of the class."""
+    return np.stack([data.make_packed(np.random.default_rng(i), cls, radius) for i in range(n)])
+
+
+def _top(images: np.ndarray, labels: np.ndarray, cls: int, n: int = 8) -> np.ndarray:
+    """Return the n images with the largest share of the class."""
+    return images[np.argsort(-(labels == cls).mean((1, 2)))[:n]]
 
 
 def main() -> None:
     torch.set_num_threads(2)
-    load_registry()
+    registry = load_registry()
+    judge, own = registry.load_model("shapes/judge"), registry.load_model("shapes/unet")
+    references, rows = reference({"judged_share": judge, "own_share": own}), {}
+    for name, row in references.items():
+        row["judged_over_half"] = int((np.array(row["judged_share"]) > 0.5).sum())
+        print(_line(name, row), flush=True)
+    for radius in RADII:  # the drawn frames head the sheet
+        rows[f"drawn {radius}"] = [
+            [_uint8(frame) for frame in _frames(c, radius, len(SEEDS))] for c in CLASSES
+        ]
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         spectrum = write_spectrum(
@@ -124,7 +180,7 @@ def main() -> None:
         )
         wanted = settings(spectrum)
         chosen = sys.argv[1:] or list(wanted)
-        table, rows = {}, {}
+        table = {}
         for name in chosen:
             per_seed = [run(name, wanted[name], cache, seed) for seed in SEEDS]
             classes = [u["label"] for u in per_seed[0][0]]
@@ -150,10 +206,16 @@ def main() -> None:
         "judge": "shapes/judge",
         "seeds": list(SEEDS),
         "demo": DEMO,
+        "reference": references,
         "settings": table,
     }
     (RESULTS / f"transfer{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {RESULTS / f'transfer{suffix}.json'}")
+
+
+def _uint8(picture: np.ndarray) -> np.ndarray:
+    """Return a [0, 1] picture as uint8."""
+    return (picture * 255).round().astype(np.uint8)
 
 
 def load_dataset():
@@ -167,7 +229,7 @@ def _line(name: str, row: dict) -> str:
     own = " ".join(f"{100 * v:5.1f}" for v in row["own_share"])
     return (
         f"{name:20s} judge {judged} | own {own} | >50%: {row['judged_over_half']}/6 "
-        f"| {row['seconds_per_build']} s"
+        f"| {row.get('seconds_per_build', '-')} s"
     )
 
 

@@ -1,7 +1,9 @@
 """The demo ViT (shapes/vit) with the default transforms and with the ViT preset
 (``transforms = "vit"``): seconds per unit and activation reached for 16 MLP hidden units of
 block 1, and its 7 class pictures judged by the ViT itself and by the U-Net (a second,
-independent judge): the share of each picture's pixels each labels as the class.
+independent judge): the share of each picture's pixels each labels as the class; and, for
+reference, how both read pictures that are the class (bench/transfer.py's data images and
+drawn frames).
 
 python bench/vit.py     # prints a table, writes bench/results/vit.json
 """
@@ -20,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from build_demo import machine
+from transfer import reference
 
 import atlas
 from atlas.registry import load_registry
@@ -70,7 +73,8 @@ def run(transforms, judge, **keys) -> dict:
 
 def main() -> None:
     torch.set_num_threads(2)
-    judge = load_registry().load_model("shapes/unet")
+    registry = load_registry()
+    judge = registry.load_model("shapes/unet")
     result = {
         "benchmark": "vit",
         "date": time.strftime("%Y-%m-%d"),
@@ -78,6 +82,8 @@ def main() -> None:
         "default": run(True, judge),
         "vit_preset": run("vit", judge),
         "vit_preset_decay_2": run("vit", judge, decay=2.0, lr=0.02),  # the U-Net demo's
+        # pictures that *are* the class (bench/transfer.py): how the ViT and the U-Net read them
+        "reference": reference({"by_vit": registry.load_model("shapes/vit"), "by_unet": judge}),
     }
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     for name in ("default", "vit_preset", "vit_preset_decay_2"):
@@ -87,6 +93,9 @@ def main() -> None:
         )
         print(f"  class shares by the ViT  {r['class_share_by_vit']}")
         print(f"  class shares by the U-Net {r['class_share_by_unet']}")
+    for name, shares_ in result["reference"].items():
+        print(f"{name}: foreground shares by the ViT {shares_['by_vit']}")
+        print(f"  by the U-Net {shares_['by_unet']}")
     print(f"wrote {RESULTS}")
 
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from atlas_shapes.data import CLASSES, make_batch
+from atlas_shapes.data import CLASSES, make_batch, make_packed
 from atlas_shapes.train import evaluate, train
 
 from atlas.pipeline.build import run_build
@@ -35,6 +35,18 @@ def test_shipped_weights_segment_held_out_images(shapes):
     report = evaluate(shapes.module, seed=123, n=128)
     assert report["pixel_accuracy"] > 0.97
     assert min(report["class_recall"].values()) > 0.85
+
+
+def test_a_packed_frame_is_mostly_its_class(shapes):
+    """The transfer bench's reference pictures: the U-Net reads each as its class."""
+    for cls in range(1, len(CLASSES)):
+        frame = make_packed(np.random.default_rng(0), cls, radius=11)
+        assert frame.shape == (64, 64, 3) and frame.min() >= 0 and frame.max() <= 1
+        image = torch.from_numpy(frame).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            predicted = shapes.module(shapes.input.normalize(image)).argmax(1)
+        share = (predicted == cls).float().mean().item()
+        assert share > 0.5, f"{CLASSES[cls]}: {share:.0%}"
 
 
 @pytest.mark.e2e

@@ -17,6 +17,8 @@ CLASSES = (
     "checkerboard",
 )
 SIZE = 64
+STRETCH = {"square": 1.2, "triangle": 1.35}  # a polygon's corner radius over the shape's radius
+CORNERS = {"square": 4, "triangle": 3}
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,8 @@ def _region(rng: np.random.Generator, size: int, shape: str, style: Style = DEMO
     centre = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
     if shape == "circle":
         cv2.circle(mask, tuple(int(v) for v in centre), int(radius), 1, -1, cv2.LINE_AA)
-    elif shape == "square":
-        cv2.fillPoly(mask, [_polygon(rng, centre, radius * 1.2, 4)], 1)
-    elif shape == "triangle":
-        cv2.fillPoly(mask, [_polygon(rng, centre, radius * 1.35, 3)], 1)
+    elif shape in CORNERS:
+        cv2.fillPoly(mask, [_polygon(rng, centre, radius * STRETCH[shape], CORNERS[shape])], 1)
     else:  # a texture patch: any of the shapes above, or a rectangle
         kind = rng.choice(["circle", "square", "triangle", "rect"])
         if kind == "rect":
@@ -112,6 +112,31 @@ def make_sample(
     if style.blur and rng.uniform() < style.blur:
         image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.5, 1.2)))
     return np.clip(image, 0, 255).astype(np.uint8), labels
+
+
+def make_packed(rng: np.random.Generator, cls: int, radius: int, size: int = SIZE) -> np.ndarray:
+    """Return a frame (H, W, 3 float32 in [0, 1]) packed with one class in the demo's style:
+    flat shapes of this radius on a hexagonal lattice over a noisy ground, or the texture
+    filling the frame. No sample is like it; it is what a picture that is the class looks
+    like (bench/transfer.py's reference)."""
+    name = CLASSES[cls]
+    ground = _colour(rng)
+    image = ground + rng.normal(0, 6, (size, size, 3))
+    if name not in ("circle", *CORNERS):
+        first = _colour(rng, ground)
+        image = _texture(rng, size, name, first, _colour(rng, first)).astype(float)
+        return np.clip(image, 0, 255).astype(np.float32) / 255
+    step = int(2.1 * radius)
+    for row, y in enumerate(range(radius // 2, size + radius, step)):
+        for x in range(radius // 2 + (step // 2) * (row % 2), size + radius, step):
+            mask = np.zeros((size, size), np.uint8)
+            if name == "circle":
+                cv2.circle(mask, (x, y), radius, 1, -1, cv2.LINE_AA)
+            else:
+                corners = _polygon(rng, (x, y), radius * STRETCH[name], CORNERS[name])
+                cv2.fillPoly(mask, [corners], 1)
+            image[mask.astype(bool)] = _colour(rng, ground)
+    return np.clip(image, 0, 255).astype(np.float32) / 255
 
 
 def make_batch(
