@@ -92,6 +92,8 @@ def test_vit_token_layers_have_a_clear_meaning(tmp_path):
     assert block.shape == (64, 10, 10) and block.channels == 64
     assert block.tokens == "101 tokens = 1 + 10×10"
     assert block.meaning == "token feature (mean over the patch tokens)"
+    heads = layers["blocks.0.attn.q_norm"]  # 2 heads x 101 tokens x 32: no channel layout
+    assert not heads.supported and "attention heads" in heads.reason
     manifest = build(tmp_path, model="timm/test_vit", weights="none", layers=["blocks.0"])
     assert units(manifest, "blocks.0")[0]["image"]
 

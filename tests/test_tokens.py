@@ -36,19 +36,27 @@ class Attend(nn.Module):
         return tokens + tokens.mean(1, keepdim=True)
 
 
+class Flatten(nn.Module):
+    """A (B, D, h, w) map as (B, h·w, D) patch tokens, as timm's patch_embed returns them."""
+
+    def forward(self, x):
+        return x.flatten(2).transpose(1, 2)
+
+
 class Patches(nn.Module):
-    """A class token and 2 x 3 patch tokens of an 8 x 12 image, a per-token layer, then a
-    layer that mixes all tokens."""
+    """2 x 3 patch tokens of an 8 x 12 image, then a class token before them, a per-token
+    layer, then a layer that mixes all tokens."""
 
     def __init__(self):
         super().__init__()
         self.embed = nn.Conv2d(3, 4, 4, stride=4)
+        self.flat = Flatten()
         self.cls = nn.Parameter(torch.zeros(1, 1, 4))
         self.mix = nn.Linear(4, 4)
         self.attend = Attend()
 
     def forward(self, x):
-        patches = self.embed(x).flatten(2).transpose(1, 2)  # (B, 6, 4)
+        patches = self.flat(self.embed(x))  # (B, 6, 4)
         tokens = torch.cat([self.cls.expand(len(x), -1, -1), patches], 1)
         return self.attend(self.mix(tokens))
 
@@ -66,7 +74,7 @@ def raw_mix(adapter: ModelAdapter, x: torch.Tensor) -> torch.Tensor:
     """Return the mix layer's raw (B, 7, 4) tokens."""
     module = adapter.module
     with torch.no_grad():
-        patches = module.embed(x).flatten(2).transpose(1, 2)
+        patches = module.flat(module.embed(x))
         return module.mix(torch.cat([module.cls.expand(len(x), -1, -1), patches], 1))
 
 
@@ -110,6 +118,21 @@ def test_a_neuron_reads_its_patch_token_and_a_mask_its_patches():
 def test_atlas_layers_describes_the_token_grid():
     (mix,) = [layer for layer in catalogue(patches_adapter()) if layer.name == "mix"]
     assert mix.shape == (4, 2, 3) and mix.tokens == "7 tokens = 1 + 2×3"
+    (flat,) = [layer for layer in catalogue(patches_adapter()) if layer.name == "flat"]
+    assert flat.shape == (4, 2, 3) and flat.tokens.startswith("6 tokens = 2×3")
+
+
+def test_patch_tokens_before_the_prefix_are_the_same_grid():
+    """timm's patch_embed: the patches alone, before the class token is added."""
+    adapter = patches_adapter()
+    x = torch.rand(1, 3, 8, 12)
+    with Probe(adapter, ["flat"]) as probe, torch.no_grad():
+        seen = probe(x)["flat"]
+    with torch.no_grad():
+        embedded = adapter.module.embed(x)
+    torch.testing.assert_close(seen, embedded)  # patch (x, y) is the conv's (x, y)
+    value = obj.neuron("flat", 3, x=1, y=1)({"flat": seen})
+    torch.testing.assert_close(value[0], embedded[0, 3, 1, 1])
     (gridless,) = [layer for layer in catalogue(patches_adapter(None)) if layer.name == "mix"]
     assert gridless.shape == (7, 4) and gridless.gridless
     assert "patch grid is unknown" in gridless.meaning

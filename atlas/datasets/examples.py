@@ -189,7 +189,7 @@ class OutputDerivatives:
         its raw output."""
         tokens = self.adapter.tokens
         if tokens is not None and tokens.fits(out.shape[1:]):
-            tangent = tokens.as_tokens(tangent)
+            tangent = tokens.as_tokens(tangent, out.shape[1])
         return tangent.to(out.dtype)
 
     def _seen(self, out: torch.Tensor) -> torch.Tensor:

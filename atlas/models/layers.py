@@ -72,7 +72,10 @@ def _describe(name: str, kind: str, value: object, tokens: TokenGrid | None = No
     shape = tuple(value.shape[1:])
     if tokens is not None and tokens.fits(shape):
         d = shape[1]
-        return LayerInfo(name, kind, (d, *tokens.grid), d, tokens=tokens.describe())
+        return LayerInfo(name, kind, (d, *tokens.grid), d, tokens=tokens.describe(shape[0]))
+    if tokens is not None and len(shape) == 3 and tokens.fits(shape[1:]):
+        reason = "its output is attention heads × tokens × head features, not channels"
+        return LayerInfo(name, kind, shape, 0, False, f"{reason}; pick the attention block")
     if len(shape) in (1, 3):
         return LayerInfo(name, kind, shape, shape[0])
     if len(shape) == 2:

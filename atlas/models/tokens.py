@@ -21,28 +21,37 @@ class TokenGrid:
 
     @property
     def tokens(self) -> int:
-        return self.prefix + self.grid[0] * self.grid[1]
+        return self.prefix + self.patches
+
+    @property
+    def patches(self) -> int:
+        return self.grid[0] * self.grid[1]
 
     def fits(self, shape: tuple[int, ...]) -> bool:
         """Return True if an output of this shape (without the batch) is a token layer of
-        this grid: (tokens, features)."""
-        return len(shape) == 2 and shape[0] == self.tokens
+        this grid, (tokens, features): with the prefix tokens, or before they are added
+        (timm's ``patch_embed``: the patches alone)."""
+        return len(shape) == 2 and shape[0] in (self.tokens, self.patches)
 
     def as_map(self, act: torch.Tensor) -> torch.Tensor:
         """Return (B, T, D) tokens as the (B, D, h, w) map of their patches."""
-        patches = act[:, self.prefix :]
+        patches = act[:, act.shape[1] - self.patches :]
         return patches.transpose(1, 2).reshape(act.shape[0], act.shape[2], *self.grid)
 
-    def as_tokens(self, grid: torch.Tensor) -> torch.Tensor:
-        """Return a (B, D, h, w) map as (B, T, D) tokens, the prefix tokens zero."""
+    def as_tokens(self, grid: torch.Tensor, count: int | None = None) -> torch.Tensor:
+        """Return a (B, D, h, w) map as (B, T, D) tokens of a layer of count tokens (default:
+        with the prefix), the prefix tokens zero."""
         b, d = grid.shape[:2]
         patches = grid.reshape(b, d, -1).transpose(1, 2)
-        prefix = patches.new_zeros(b, self.prefix, d)
+        prefix = patches.new_zeros(b, (count or self.tokens) - self.patches, d)
         return torch.cat([prefix, patches], 1)
 
-    def describe(self) -> str:
-        """Say how the tokens are laid out, e.g. ``197 tokens = 1 + 14×14``."""
+    def describe(self, count: int | None = None) -> str:
+        """Say how a layer's count tokens (default: with the prefix) are laid out, e.g.
+        ``197 tokens = 1 + 14×14``, or ``196 tokens = 14×14`` before the prefix is added."""
         h, w = self.grid
+        if count == self.patches and self.prefix:
+            return f"{count} tokens = {h}×{w}, the patches before the prefix tokens are added"
         return f"{self.tokens} tokens = {self.prefix} + {h}×{w}"
 
 
