@@ -117,8 +117,8 @@ def make_sample(
 def make_packed(rng: np.random.Generator, cls: int, radius: int, size: int = SIZE) -> np.ndarray:
     """Return a frame (H, W, 3 float32 in [0, 1]) packed with one class in the demo's style:
     flat shapes of this radius on a hexagonal lattice over a noisy ground, or the texture
-    filling the frame. The generator never draws such a frame (a sample is at most 38 % one
-    shape); it is what a picture that is the class looks like (bench/transfer.py)."""
+    filling the frame. The generator draws nothing like it (no sample of 3,000 is over 38 %
+    one shape); it is what a picture that is the class looks like (bench/transfer.py)."""
     name = CLASSES[cls]
     ground = _colour(rng)
     image = ground + rng.normal(0, 6, (size, size, 3))
