@@ -25,7 +25,7 @@ MEAN, STD = 0.5, 0.25
 MODELS = {"unet": ShapesUNet, "vit": ShapesViT, "judge": ShapesFCN}
 DEFAULTS = {  # steps, batch, learning rate (a ViT wants a lower rate and more steps)
     "unet": (1500, 32, 0.01),
-    "vit": (8000, 32, 0.002),
+    "vit": (16000, 32, 0.002),
     "judge": (4000, 32, 0.01),
 }
 SEEDS = {"unet": 0, "vit": 0, "judge": 1}  # the judge is trained independently
