@@ -155,6 +155,47 @@ def test_relu_redirect_gradient_follows_lucids_rule(layout):
     torch.testing.assert_close(x.grad, expected)
 
 
+def test_gelu_redirect_gradient_raises_an_image_where_every_unit_is_off():
+    from atlas.engine.relu import redirected_gelu
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 6) * 2
+    x[1] = -x[1].abs() - 1  # image 1: every unit below 0, where GELU's gradient points down
+    grad = torch.randn(3, 4, 6)
+    x.requires_grad_(True)
+    torch.testing.assert_close(redirected_gelu(x), torch.nn.functional.gelu(x))
+    redirected_gelu(x).backward(grad)
+    plain = torch.ops.aten.gelu_backward(grad, x.detach())
+    expected = plain.clone()
+    off = x.detach()[1] < 0
+    expected[1] = torch.where(off & (grad[1] > 0), 0.0, grad[1])  # lucid's rule
+    torch.testing.assert_close(x.grad, expected)
+
+
+def test_gelu_redirect_wakes_a_unit_that_plain_gelu_drives_to_zero(adapter, registry):
+    adapter.module.relu1 = torch.nn.GELU(approximate="tanh")  # a GELU net, as ViTs are
+    with torch.no_grad():  # channel 0 starts below -0.75, where GELU falls towards 0 as x falls
+        adapter.module.conv1.weight[0] *= 4
+        adapter.module.conv1.bias[0] = -3
+    objective = objectives.channel("relu1", [0])
+    fast = RenderSettings(size=(32, 32), steps=40, lr=0.2)
+    plain = render(adapter, objective, [1], replace(fast, redirect_relu_steps=0), registry)
+    woken = render(adapter, objective, [1], replace(fast, redirect_relu_steps=16), registry)
+    assert plain.final[0] < 0.001 and woken.final[0] > 0.05, (plain.final, woken.final)
+    assert all(type(m).forward is m.forward.__func__ for m in adapter.module.modules())
+
+
+def test_only_keys_of_models_with_gelus_say_that_gelus_are_redirected(adapter):
+    from atlas.pipeline.plan import task_spec
+
+    objective = objectives.channel("relu1", [0])
+    assert "redirect" not in task_spec(adapter, objective, FAST, 0)  # ReLU nets keep keys
+    adapter.module.relu1 = torch.nn.GELU()
+    assert task_spec(adapter, objective, FAST, 0)["redirect"] == "relu+gelu"
+    off = replace(FAST, redirect_relu_steps=0)
+    assert "redirect" not in task_spec(adapter, objective, off, 0)
+
+
 def test_cosine_schedule_takes_the_learning_rate_from_lr_down_to_zero():
     from atlas.engine.render import _lr_schedule
     from atlas.recipe import render_settings

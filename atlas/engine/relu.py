@@ -1,4 +1,5 @@
-"""Lucid's ReLU gradient redirect: let gradient reach units that are off, early on."""
+"""Lucid's ReLU gradient redirect, and its GELU counterpart: let gradient reach units that
+are off, early on."""
 
 from __future__ import annotations
 
@@ -6,7 +7,22 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def _redirect(grad: torch.Tensor, x: torch.Tensor, plain: torch.Tensor) -> torch.Tensor:
+    """Return plain (the layer's own input gradient) for images where some unit with a
+    gradient is on (x > 0), else lucid's redirected gradient: the output's gradient, except
+    where it would push an off unit further down (x < 0, grad > 0 in loss terms)."""
+    # fused native kernels only: elementwise ops on boolean masks cost 10-50x more;
+    # reduce over the image's dims in place: flatten(1) would copy a channels-last tensor
+    on = torch.ops.aten.threshold_backward(grad, x, 0)
+    alive = on.abs().amax(dim=tuple(range(1, grad.dim()))) > 0
+    if grad.device.type == "cpu" and bool(alive.all()):  # the usual case; no sync on CPU
+        return plain
+    redirected = torch.where(x < 0, grad.clamp(max=0), grad)
+    return torch.where(alive.view(-1, *[1] * (grad.dim() - 1)), plain, redirected)
 
 
 class _RedirectedReLU(torch.autograd.Function):
@@ -20,17 +36,26 @@ class _RedirectedReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        # fused native kernels only: elementwise ops on boolean masks cost 10-50x more
         (x,) = ctx.saved_tensors
-        relu_grad = torch.ops.aten.threshold_backward(grad, x, 0)
-        # reduce over the image's dims in place: flatten(1) would copy a channels-last tensor
-        alive = relu_grad.abs().amax(dim=tuple(range(1, grad.dim()))) > 0
-        if grad.device.type == "cpu" and bool(alive.all()):  # the usual case; no sync on CPU
-            return relu_grad
-        # where the ReLU passes nothing, keep the gradient except where it would push an
-        # off unit further down (lucid: where x < 0 and grad > 0, no gradient)
-        redirected = torch.where(x < 0, grad.clamp(max=0), grad)
-        return torch.where(alive.view(-1, *[1] * (grad.dim() - 1)), relu_grad, redirected)
+        return _redirect(grad, x, torch.ops.aten.threshold_backward(grad, x, 0))
+
+
+class _RedirectedGELU(torch.autograd.Function):
+    """GELU forward; in backward, an image where no unit with a gradient is positive gets
+    the redirected gradient. Below x = -0.75 GELU falls towards 0 as x falls, so its own
+    gradient pushes an off unit down to -inf, where its value (0) beats any it had."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, approximate: str) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        return F.gelu(x, approximate=approximate)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        plain = torch.ops.aten.gelu_backward(grad, x, approximate=ctx.approximate)
+        return _redirect(grad, x, plain), None
 
 
 def redirected_relu(x: torch.Tensor) -> torch.Tensor:
@@ -38,22 +63,43 @@ def redirected_relu(x: torch.Tensor) -> torch.Tensor:
     return _RedirectedReLU.apply(x)
 
 
+def redirected_gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """Apply GELU with the redirected gradient."""
+    return _RedirectedGELU.apply(x, approximate)
+
+
+def _redirected_forward(module: nn.Module):
+    """Return the redirected forward for an nn.ReLU or nn.GELU instance, else None."""
+    if type(module) is nn.ReLU:
+        return redirected_relu
+    if type(module) is nn.GELU:
+        return lambda x: redirected_gelu(x, module.approximate)
+    return None
+
+
+def has_gelus(module: nn.Module) -> bool:
+    """Return whether the redirect changes any nn.GELU of module (said in cache keys)."""
+    return not isinstance(module, torch.jit.ScriptModule) and any(
+        type(m) is nn.GELU for m in module.modules()
+    )
+
+
 @contextlib.contextmanager
 def redirect_relus(module: nn.Module) -> Iterator[int]:
-    """Give every nn.ReLU in module the redirected gradient inside the block.
+    """Give every nn.ReLU and nn.GELU in module the redirected gradient inside the block.
 
     Only the instances' forward is replaced, so hooks on them keep working. Yields how
-    many ReLUs were redirected (none in TorchScript modules, which cannot be patched).
+    many were redirected (none in TorchScript modules, which cannot be patched).
     """
-    relus = (
+    patched = (
         []
         if isinstance(module, torch.jit.ScriptModule)
-        else [m for m in module.modules() if type(m) is nn.ReLU]
+        else [m for m in module.modules() if _redirected_forward(m) is not None]
     )
-    for relu in relus:
-        relu.forward = redirected_relu
+    for m in patched:
+        m.forward = _redirected_forward(m)
     try:
-        yield len(relus)
+        yield len(patched)
     finally:
-        for relu in relus:
-            del relu.forward
+        for m in patched:
+            del m.forward

@@ -16,6 +16,7 @@ from ..datasets.examples import sample_order
 from ..datasets.labels import Labels, probe
 from ..datasets.prepare import prepare
 from ..engine.objectives import INPUT, Diversity, Objective
+from ..engine.relu import has_gelus
 from ..errors import LayerError
 from ..models.adapter import ModelAdapter
 from ..models.layers import LayerInfo
@@ -262,7 +263,9 @@ def task_spec(
 ) -> dict:
     """Return the plain data that decides a task's pictures (its cache key's content);
     patches: the objective reads token layers as their patch grids (said in the key, so
-    pictures made when a channel was the mean over every token are not served)."""
+    pictures made when a channel was the mean over every token are not served); a model
+    with GELUs says that they get the gradient redirect too (pictures made before are not
+    served)."""
     spec = {
         "model": adapter.identity(),
         "input": adapter.input.as_dict(),
@@ -274,6 +277,8 @@ def task_spec(
         spec["images"] = images
     if patches:
         spec["tokens"] = "patches"
+    if settings.redirect_relu_steps and has_gelus(adapter.module):
+        spec["redirect"] = "relu+gelu"  # GELUs got the redirect later: keys of ReLU nets stay
     return spec
 
 
