@@ -155,21 +155,45 @@ def test_relu_redirect_gradient_follows_lucids_rule(layout):
     torch.testing.assert_close(x.grad, expected)
 
 
-def test_gelu_redirect_gradient_raises_an_image_where_every_unit_is_off():
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gelu_redirect_gradient_raises_an_image_where_every_unit_is_off(approximate, layout):
     from atlas.engine.relu import redirected_gelu
 
     torch.manual_seed(0)
-    x = torch.randn(3, 4, 6) * 2
-    x[1] = -x[1].abs() - 1  # image 1: every unit below 0, where GELU's gradient points down
-    grad = torch.randn(3, 4, 6)
-    x.requires_grad_(True)
-    torch.testing.assert_close(redirected_gelu(x), torch.nn.functional.gelu(x))
-    redirected_gelu(x).backward(grad)
-    plain = torch.ops.aten.gelu_backward(grad, x.detach())
-    expected = plain.clone()
-    off = x.detach()[1] < 0
-    expected[1] = torch.where(off & (grad[1] > 0), 0.0, grad[1])  # lucid's rule
+    x = torch.randn(3, 4, 6, 5) * 2
+    x[1] = -x[1].abs() - 0.2  # image 1: every unit below 0, where GELU's gradient is small
+    x = x.contiguous(memory_format=layout).requires_grad_(True)
+    grad = torch.randn(3, 4, 6, 5).contiguous(memory_format=layout)
+    gelu = torch.nn.functional.gelu(x, approximate=approximate)
+    torch.testing.assert_close(redirected_gelu(x, approximate), gelu)
+    redirected_gelu(x, approximate).backward(grad)
+    expected = torch.ops.aten.gelu_backward(grad, x.detach(), approximate=approximate)
+    # image 1: a unit being raised (grad < 0 in loss terms) gets the whole gradient, one
+    # being lowered GELU's own (a picture minimising a unit is not held back)
+    expected[1] = torch.where(grad[1] < 0, grad[1], expected[1])
     torch.testing.assert_close(x.grad, expected)
+
+
+def test_the_redirect_patches_relus_and_gelus_and_restores_them():
+    from atlas.engine.relu import redirect_activations
+
+    net = torch.nn.Sequential(
+        torch.nn.ReLU(), torch.nn.GELU(), torch.nn.GELU(approximate="tanh"), torch.nn.Tanh()
+    )
+    x = torch.randn(2, 8)
+    with redirect_activations(net) as count:
+        assert count == 3
+        gelu = torch.nn.functional.gelu
+        torch.testing.assert_close(net(x), torch.tanh(gelu(gelu(x.relu()), approximate="tanh")))
+        assert not torch.equal(net[1](x), net[2](x))  # each GELU keeps its own approximation
+        with redirect_activations(net) as inner:  # nested: already patched, left alone
+            assert inner == 0
+        assert "forward" in net[1].__dict__
+    assert not any("forward" in m.__dict__ for m in net)
+    with pytest.raises(RuntimeError), redirect_activations(net):
+        raise RuntimeError("a failing step")
+    assert not any("forward" in m.__dict__ for m in net)
 
 
 def test_gelu_redirect_wakes_a_unit_that_plain_gelu_drives_to_zero(adapter, registry):
@@ -181,8 +205,7 @@ def test_gelu_redirect_wakes_a_unit_that_plain_gelu_drives_to_zero(adapter, regi
     fast = RenderSettings(size=(32, 32), steps=40, lr=0.2)
     plain = render(adapter, objective, [1], replace(fast, redirect_relu_steps=0), registry)
     woken = render(adapter, objective, [1], replace(fast, redirect_relu_steps=16), registry)
-    assert plain.final[0] < 0.001 and woken.final[0] > 0.05, (plain.final, woken.final)
-    assert all(type(m).forward is m.forward.__func__ for m in adapter.module.modules())
+    assert abs(plain.final[0]) < 0.001 and woken.final[0] > 0.05, (plain.final, woken.final)
 
 
 def test_only_keys_of_models_with_gelus_say_that_gelus_are_redirected(adapter):

@@ -4,24 +4,28 @@ are off, early on."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def _redirect(grad: torch.Tensor, x: torch.Tensor, plain: torch.Tensor) -> torch.Tensor:
+def _redirect(
+    grad: torch.Tensor, x: torch.Tensor, plain: torch.Tensor, on: torch.Tensor | None = None
+) -> torch.Tensor:
     """Return plain (the layer's own input gradient) for images where some unit with a
-    gradient is on (x > 0), else lucid's redirected gradient: the output's gradient, except
-    where it would push an off unit further down (x < 0, grad > 0 in loss terms)."""
+    gradient is on (x > 0), else lucid's redirected gradient: the output's gradient where
+    x < 0 raises the unit; where it would lower it, the layer's own (ReLU: none)."""
     # fused native kernels only: elementwise ops on boolean masks cost 10-50x more;
     # reduce over the image's dims in place: flatten(1) would copy a channels-last tensor
-    on = torch.ops.aten.threshold_backward(grad, x, 0)
+    on = torch.ops.aten.threshold_backward(grad, x, 0) if on is None else on
     alive = on.abs().amax(dim=tuple(range(1, grad.dim()))) > 0
     if grad.device.type == "cpu" and bool(alive.all()):  # the usual case; no sync on CPU
         return plain
-    redirected = torch.where(x < 0, grad.clamp(max=0), grad)
+    # in loss terms grad < 0 raises the unit; the slope below 0 is under 1, so the minimum
+    # is grad there and the layer's own gradient where grad > 0 (a unit being lowered)
+    redirected = torch.where(x < 0, torch.minimum(grad, plain), grad)
     return torch.where(alive.view(-1, *[1] * (grad.dim() - 1)), plain, redirected)
 
 
@@ -37,7 +41,8 @@ class _RedirectedReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        return _redirect(grad, x, torch.ops.aten.threshold_backward(grad, x, 0))
+        plain = torch.ops.aten.threshold_backward(grad, x, 0)
+        return _redirect(grad, x, plain, on=plain)
 
 
 class _RedirectedGELU(torch.autograd.Function):
@@ -68,7 +73,7 @@ def redirected_gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     return _RedirectedGELU.apply(x, approximate)
 
 
-def _redirected_forward(module: nn.Module):
+def _redirected_forward(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """Return the redirected forward for an nn.ReLU or nn.GELU instance, else None."""
     if type(module) is nn.ReLU:
         return redirected_relu
@@ -81,20 +86,25 @@ def has_gelus(module: nn.Module) -> bool:
     """Return whether the redirect changes any nn.GELU of module (said in cache keys)."""
     return not isinstance(module, torch.jit.ScriptModule) and any(
         type(m) is nn.GELU for m in module.modules()
-    )
+    )  # timm's own GELU class (its ConvNeXt) is not nn.GELU: neither redirected nor keyed
 
 
 @contextlib.contextmanager
-def redirect_relus(module: nn.Module) -> Iterator[int]:
+def redirect_activations(module: nn.Module) -> Iterator[int]:
     """Give every nn.ReLU and nn.GELU in module the redirected gradient inside the block.
 
-    Only the instances' forward is replaced, so hooks on them keep working. Yields how
-    many were redirected (none in TorchScript modules, which cannot be patched).
+    Only the instances' forward is replaced, so hooks on them keep working; one whose
+    forward is already replaced (by the user, or an enclosing block) is left as it is.
+    Yields how many were redirected (none in TorchScript modules, which cannot be patched).
     """
     patched = (
         []
         if isinstance(module, torch.jit.ScriptModule)
-        else [m for m in module.modules() if _redirected_forward(m) is not None]
+        else [
+            m
+            for m in module.modules()
+            if "forward" not in m.__dict__ and _redirected_forward(m) is not None
+        ]
     )
     for m in patched:
         m.forward = _redirected_forward(m)

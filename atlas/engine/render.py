@@ -27,7 +27,7 @@ from .objectives import INPUT, Objective
 from .params import ImageParam
 from .precision import compute_dtype
 from .regularizers import Penalty, blur_penalty
-from .relu import redirect_relus
+from .relu import redirect_activations
 from .transforms import AugmentSchedule, CropSchedule, TransformSchedule, device_generators
 
 ALPHA_BLUR_WEIGHT = 0.1
@@ -233,7 +233,7 @@ def render(
     schedule_lr = _lr_schedule(optimizer, settings)
     curve = torch.zeros(settings.steps, len(seeds), device=device)
     with Probe(adapter, objective.layers) as probe, contextlib.ExitStack() as redirect:
-        redirect.enter_context(redirect_relus(adapter.module))
+        redirect.enter_context(redirect_activations(adapter.module))
         for step in range(settings.steps):
             if step == settings.redirect_relu_steps:
                 redirect.close()
