@@ -82,11 +82,19 @@ def _redirected_forward(module: nn.Module) -> Callable[[torch.Tensor], torch.Ten
     return None
 
 
+def _redirectable(module: nn.Module) -> dict[nn.Module, Callable]:
+    """Return each nn.ReLU and nn.GELU of module with its redirected forward (none in
+    TorchScript modules, which cannot be patched)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        return {}
+    forwards = {m: _redirected_forward(m) for m in module.modules()}
+    return {m: forward for m, forward in forwards.items() if forward is not None}
+
+
 def has_gelus(module: nn.Module) -> bool:
     """Return whether the redirect changes any nn.GELU of module (said in cache keys)."""
-    return not isinstance(module, torch.jit.ScriptModule) and any(
-        type(m) is nn.GELU for m in module.modules()
-    )  # timm's own GELU class (its ConvNeXt) is not nn.GELU: neither redirected nor keyed
+    # timm's own GELU class (its ConvNeXt) is not nn.GELU: neither redirected nor keyed
+    return any(type(m) is nn.GELU for m in _redirectable(module))
 
 
 @contextlib.contextmanager
@@ -95,19 +103,11 @@ def redirect_activations(module: nn.Module) -> Iterator[int]:
 
     Only the instances' forward is replaced, so hooks on them keep working; one whose
     forward is already replaced (by the user, or an enclosing block) is left as it is.
-    Yields how many were redirected (none in TorchScript modules, which cannot be patched).
+    Yields how many were redirected.
     """
-    patched = (
-        []
-        if isinstance(module, torch.jit.ScriptModule)
-        else [
-            m
-            for m in module.modules()
-            if "forward" not in m.__dict__ and _redirected_forward(m) is not None
-        ]
-    )
-    for m in patched:
-        m.forward = _redirected_forward(m)
+    patched = {m: f for m, f in _redirectable(module).items() if "forward" not in m.__dict__}
+    for m, forward in patched.items():
+        m.forward = forward
     try:
         yield len(patched)
     finally:
