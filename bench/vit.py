@@ -1,9 +1,9 @@
 """The demo ViT (shapes/vit) with the default transforms and with the ViT preset
 (``transforms = "vit"``): seconds per unit and activation reached for 16 MLP hidden units of
 block 1, and its 7 class pictures judged by the ViT itself and by the U-Net (a second,
-independent judge): the share of each picture's pixels each labels as the class; and, for
-reference, how both read pictures that are the class (bench/transfer.py's data images and
-drawn frames).
+independent judge; for the decay 2.25 rows over 6 seeds too): the share of each picture's
+pixels each labels as the class; and, for reference, how both read pictures that are the
+class (bench/transfer.py's data images and drawn frames).
 
 python bench/vit.py     # prints a table, writes bench/results/vit.json
 """
@@ -30,6 +30,8 @@ from atlas.registry import load_registry
 RESULTS = Path(__file__).parent / "results" / "vit.json"
 UNITS = 16
 LAYER = "blocks.1.mlp.act"
+ZOOM = {"zoom": [1.0, 1.5], "rotation": 15}  # the ViT preset, each copy also zoomed and turned
+SEEDS = 6
 
 
 def shares(judge, site: Path, output: dict) -> list[float]:
@@ -71,6 +73,25 @@ def run(transforms, judge, **keys) -> dict:
         }  # fmt: skip
 
 
+def over_seeds(transforms, judge, seeds: int, **keys) -> dict:
+    """Build the class pictures with seeds 0..seeds-1 (the pictures of one seed vary a lot)
+    and return each seed's shares by the ViT and the U-Net, and their means."""
+    found: dict[str, list] = {"by_vit": [], "by_unet": []}
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            result = atlas.build(
+                model="shapes/vit", layers=["output"], size=64, seed=seed,
+                transforms=transforms, out_dir=folder / "site", cache_dir=folder / "cache",
+                show_progress=False, weights="default", **{"steps": 256, "lr": 0.05, **keys},
+            )  # fmt: skip
+            (output,) = result.manifest["layers"]
+            found["by_vit"].append(shares(result.plan.adapter, folder / "site", output))
+            found["by_unet"].append(shares(judge, folder / "site", output))
+    means = {f"mean_{k}": np.mean(v, 0).round(3).tolist() for k, v in found.items()}
+    return {"seeds": seeds, **found, **means}
+
+
 def main() -> None:
     torch.set_num_threads(2)
     registry = load_registry()
@@ -84,17 +105,27 @@ def main() -> None:
         "vit_preset_decay_2": run("vit", judge, decay=2.0, lr=0.02),  # the U-Net demo's
         # the setting whose shape pictures the U-Net reads most while the ViT keeps its own
         "vit_preset_decay_2.25_512": run("vit", judge, decay=2.25, steps=512),
+        # the same with each copy also zoomed in 1-1.5x and turned up to ±15 degrees
+        "vit_zoom_decay_2.25_512": run(ZOOM, judge, decay=2.25, steps=512),
+        "over_seeds": {
+            "vit_preset_decay_2.25_512": over_seeds("vit", judge, SEEDS, decay=2.25, steps=512),
+            "vit_zoom_decay_2.25_512": over_seeds(ZOOM, judge, SEEDS, decay=2.25, steps=512),
+        },
         # pictures that *are* the class (bench/transfer.py): how the ViT and the U-Net read them
         "reference": reference({"by_vit": registry.load_model("shapes/vit"), "by_unet": judge}),
     }
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    for name in ("default", "vit_preset", "vit_preset_decay_2", "vit_preset_decay_2.25_512"):
+    rows = ("default", "vit_preset", "vit_preset_decay_2")
+    for name in (*rows, "vit_preset_decay_2.25_512", "vit_zoom_decay_2.25_512"):
         r = result[name]
         print(
             f"{name}: {r['mlp_seconds_per_unit']} s/unit, median reached {r['mlp_reached_median']}"
         )
         print(f"  class shares by the ViT  {r['class_share_by_vit']}")
         print(f"  class shares by the U-Net {r['class_share_by_unet']}")
+    for name, found in result["over_seeds"].items():
+        print(f"{name}, class pictures of {found['seeds']} seeds, mean shares:")
+        print(f"  by the ViT {found['mean_by_vit']}\n  by the U-Net {found['mean_by_unet']}")
     for name, shares_ in result["reference"].items():
         print(f"{name}: foreground shares by the ViT {shares_['by_vit']}")
         print(f"  by the U-Net {shares_['by_unet']}")

@@ -261,6 +261,46 @@ def test_the_vit_augmentation_makes_copies_with_noise_that_decays():
     assert len(markers) > 1  # the copies are shifted differently
 
 
+def test_a_transforms_table_changes_the_vit_preset_and_keys_what_it_adds():
+    def render(transforms):
+        data = {"layers": ["mix"], "model": {"source": "m"}, "render": {"transforms": transforms}}
+        return parse_recipe(data, "r.toml").render
+
+    zoomed = render({"zoom": [1, 1.5], "rotation": 15, "copies": 4})
+    assert zoomed.transforms == AugmentSettings(copies=4, zoom=(1.0, 1.5), rotation=15.0)
+    keyed = zoomed.as_dict()["transforms"]
+    assert keyed == {"copies": 4, "shift": 0.14, "colour": 0.1, "decaying_noise": 0.05,
+                     "zoom": [1.0, 1.5], "rotation": 15.0}  # fmt: skip
+    assert render({"copies": 8}).transforms == AugmentSettings()  # the preset, same keys
+    bad = [
+        ({"zoom": [1, 1.5], "pad": 4}, "one kind at a time"),
+        ({"zoom": [2, 1]}, "'render.transforms.zoom' must be"),
+        ({"zoom": [1, 1.5], "rotation": 200}, "'render.transforms.rotation' must be in"),
+        ({"copies": 0}, "'render.transforms.copies' must be in"),
+    ]
+    for transforms, message in bad:
+        with pytest.raises(RecipeError, match=message) as error:
+            render(transforms)
+        assert error.value.exit_code == 4 and "r.toml" in str(error.value)
+
+
+def test_the_vit_augmentation_zooms_about_the_centre_on_a_canvas_that_wraps():
+    image = torch.zeros(1, 1, 16, 16)
+    image[:, :, 6:10, 6:10] = 1.0  # a 4 px square in the middle
+
+    def view(zoom):
+        settings = AugmentSettings(copies=1, jitter=0.0, colour=0.0, noise=0.0, zoom=zoom)
+        schedule = AugmentSchedule(settings, 1, [torch.Generator().manual_seed(0)])
+        return schedule(image, 0)[0, 0]
+
+    closer = view((2.0, 2.0))  # the square seen twice as large, still centred
+    assert (closer > 0.5).sum() == 64 and closer[4:12, 4:12].min() > 0.5
+    farther = view((0.5, 0.5))  # half as large, and the canvas wraps: four squares
+    marks = (farther > 0.5).nonzero()
+    assert len(marks) == 4 * 4
+    assert {(int(y) // 8, int(x) // 8) for y, x in marks} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
 def test_the_demo_vit_gives_its_grid_through_its_plugin():
     adapter = load_registry().load_model("shapes/vit")
     assert adapter.tokens == TokenGrid(1, (8, 8))

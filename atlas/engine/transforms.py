@@ -131,8 +131,8 @@ class CropSchedule:
 
 class AugmentSchedule:
     """Ghiasi et al.'s ViT augmentation: copies x B views a step (copy-major), each shifted
-    (the canvas wraps around), colour-shifted, with noise that decays to zero; every draw
-    made up front from the images' own generators."""
+    (the canvas wraps around), zoomed and turned if asked, colour-shifted, with noise that
+    decays to zero; every draw made up front from the images' own generators."""
 
     def __init__(
         self,
@@ -143,15 +143,38 @@ class AugmentSchedule:
     ):
         self.settings, self.steps, self.crops = settings, steps, settings.copies
         k, c = settings.copies, settings.colour
-        shifts, scales, offsets = [], [], []
+        shifts, scales, offsets, zooms, angles = [], [], [], [], []
+        (lo, hi), spin = settings.zoom, math.radians(settings.rotation)
         for g in generators:
             shifts.append((torch.rand(steps, k, 2, generator=g) * 2 - 1) * settings.jitter)
             scales.append(1 + (torch.rand(steps, k, 3, generator=g) * 2 - 1) * c)
             offsets.append((torch.rand(steps, k, 3, generator=g) * 2 - 1) * c)
+            if settings.reshapes:  # drawn after the preset's draws, which stay as they were
+                zooms.append(lo + (hi - lo) * torch.rand(steps, k, generator=g))
+                angles.append((torch.rand(steps, k, generator=g) * 2 - 1) * spin)
         self.shift = torch.stack(shifts, 2).to(device)  # (steps, copies, B, 2)
         self.scale = torch.stack(scales, 2).to(device)  # (steps, copies, B, 3)
         self.offset = torch.stack(offsets, 2).to(device)
+        if settings.reshapes:
+            self.zoom = torch.stack(zooms, 2).to(device)  # (steps, copies, B)
+            self.angle = torch.stack(angles, 2).to(device)
         self.noise = device_generators(generators, device)
+
+    def _reshape(self, views: torch.Tensor, step: int, k: int) -> torch.Tensor:
+        """Zoom and turn copy k of each image about its centre; the canvas wraps around, so
+        what a turned or zoomed-out view needs beyond the edge comes from the other side."""
+        h, w = views.shape[-2:]
+        reach = math.hypot(h / 2, w / 2) / self.settings.zoom[0]  # farthest sample, in px
+        ph, pw = (min(n, max(0, math.ceil(reach - n / 2) + 1)) for n in (h, w))
+        padded = F.pad(views, (pw, pw, ph, ph), mode="circular")
+        hp, wp = padded.shape[-2:]
+        zoom, angle = self.zoom[step, k].to(views.dtype), self.angle[step, k].to(views.dtype)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        zero = torch.zeros_like(cos)
+        rows = [[cos * w / wp, -sin * h / wp, zero], [sin * w / hp, cos * h / hp, zero]]
+        theta = torch.stack([torch.stack(row, -1) for row in rows], 1)
+        grid = F.affine_grid(theta, list(views.shape), align_corners=False)
+        return F.grid_sample(padded, grid, "bilinear", "border", align_corners=False)
 
     def __call__(self, image: torch.Tensor, step: int) -> torch.Tensor:
         """Return copies x B augmented views of a batch (copy-major)."""
@@ -161,6 +184,8 @@ class AugmentSchedule:
             dy = (self.shift[step, k, :, 0] * h).round().long().tolist()
             dx = (self.shift[step, k, :, 1] * w).round().long().tolist()
             moved = torch.stack([torch.roll(image[i], (dy[i], dx[i]), (1, 2)) for i in range(b)])
+            if self.settings.reshapes:
+                moved = self._reshape(moved, step, k)
             scale = self.scale[step, k, :, :c, None, None].to(image.dtype)
             offset = self.offset[step, k, :, :c, None, None].to(image.dtype)
             views.append((moved - 0.5) * scale + 0.5 + offset)

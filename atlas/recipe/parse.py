@@ -20,6 +20,7 @@ from .settings import (
     OPTIMIZER_NAMES,
     PRECISION_NAMES,
     TRANSFORM_PRESETS,
+    AugmentSettings,
     ConceptSettings,
     ConnectionSettings,
     CropSettings,
@@ -104,6 +105,12 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "crops": (int,),
         "box": (list,),
         "noise": (float, int),
+        "copies": (int,),
+        "shift": (float, int),
+        "colour": (float, int),
+        "decaying_noise": (float, int),
+        "zoom": (list,),
+        "rotation": (float, int),
     },
     "run": {
         "batch_size": (int,),
@@ -129,6 +136,7 @@ SCHEMA["pictures"] = {
     **{k: v for k, v in SCHEMA["render"].items() if k not in (*UNIT_KEYS[2:], "accentuate")},
 }
 CROP_KEYS = ("crops", "box", "noise")
+AUGMENT_KEYS = ("copies", "shift", "colour", "decaying_noise", "zoom", "rotation")
 # Tables whose keys outside SCHEMA are the parameterization's own options (checked when a
 # plan knows the parameterization, against the options it declared when it registered).
 OPEN_TABLES = ("render", "pictures")
@@ -247,8 +255,31 @@ def _crops(value: dict, where: str) -> CropSettings:
     )
 
 
+def _augment(value: dict, where: str) -> AugmentSettings:
+    """Read the ViT augmentation from a transforms table: the preset's values, changed."""
+    preset = TRANSFORM_PRESETS["vit"]
+    zoom = _numbers(value["zoom"], 2, "render.transforms.zoom", where) if "zoom" in value else None
+    if zoom and not 0.5 <= zoom[0] <= zoom[1] <= 4:
+        raise RecipeError(
+            f"{where}: key 'render.transforms.zoom' must be [lo, hi], 0.5 <= lo <= hi <= 4"
+        )
+    ranges = {"copies": (1, 64), "shift": (0, 1), "colour": (0, 1), "decaying_noise": (0, 1)}
+    for key, (lo, hi) in {**ranges, "rotation": (0, 180)}.items():
+        if key in value and not lo <= value[key] <= hi:
+            raise RecipeError(f"{where}: key 'render.transforms.{key}' must be in [{lo}, {hi}]")
+    return AugmentSettings(
+        copies=value.get("copies", preset.copies),
+        jitter=float(value.get("shift", preset.jitter)),
+        colour=float(value.get("colour", preset.colour)),
+        noise=float(value.get("decaying_noise", preset.noise)),
+        zoom=zoom or preset.zoom,
+        rotation=float(value.get("rotation", preset.rotation)),
+    )
+
+
 def _transforms(value: bool | dict | str, where: str) -> Transforms:
-    """Read ``transforms = true | false | "vit" | {pad = .., ...} | {crops = .., ...}``."""
+    """Read ``transforms = true | false | "vit" | {pad = .., ...} | {crops = .., ...} |
+    {zoom = .., ...}`` (the last: the ViT preset with some of its settings changed)."""
     if value is False:
         return None
     if value is True:
@@ -261,13 +292,15 @@ def _transforms(value: bool | dict | str, where: str) -> Transforms:
             )
         return TRANSFORM_PRESETS[value]
     _check_table(value, "render.transforms", where)
-    if any(k in value for k in CROP_KEYS):
-        if not set(value) <= set(CROP_KEYS):
-            raise RecipeError(
-                f"{where}: 'render.transforms' takes either crop keys ({', '.join(CROP_KEYS)}) "
-                "or the standard stack's keys, not both"
-            )
-        return _crops(value, where)
+    for keys, read in ((CROP_KEYS, _crops), (AUGMENT_KEYS, _augment)):
+        if any(k in value for k in keys):
+            if not set(value) <= set(keys):
+                raise RecipeError(
+                    f"{where}: 'render.transforms' takes the standard stack's keys, crop keys "
+                    f"({', '.join(CROP_KEYS)}) or the ViT augmentation's "
+                    f"({', '.join(AUGMENT_KEYS)}), one kind at a time"
+                )
+            return read(value, where)
     if "scales" in value:
         value = {
             **value,
