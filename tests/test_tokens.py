@@ -4,6 +4,7 @@ and the grid comes from the adapter (timm, torchvision, a plugin)."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 
 import numpy as np
@@ -295,10 +296,33 @@ def test_the_vit_augmentation_zooms_about_the_centre_on_a_canvas_that_wraps():
 
     closer = view((2.0, 2.0))  # the square seen twice as large, still centred
     assert (closer > 0.5).sum() == 64 and closer[4:12, 4:12].min() > 0.5
-    farther = view((0.5, 0.5))  # half as large, and the canvas wraps: four squares
-    marks = (farther > 0.5).nonzero()
-    assert len(marks) == 4 * 4
-    assert {(int(y) // 8, int(x) // 8) for y, x in marks} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    farther = view((0.5, 0.5))  # half as large, and the canvas wraps: four 2 px squares,
+    on = torch.tensor([0, 7, 8, 15])  # one in the middle, the others across the edges
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    expected[on[:, None], on] = True
+    assert torch.equal(farther > 0.5, expected)
+    preset, zoomed = (
+        AugmentSchedule(s, 4, [torch.Generator().manual_seed(0)])
+        for s in (AugmentSettings(), AugmentSettings(zoom=(1.0, 1.5)))
+    )
+    for draws in ("shift", "scale", "offset"):  # zooming leaves the preset's draws as they were
+        assert torch.equal(getattr(preset, draws), getattr(zoomed, draws))
+
+
+@pytest.mark.parametrize("size", [(16, 16), (16, 64)])
+def test_the_vit_augmentation_turns_a_copy_on_the_torus(size):
+    h, w = size
+    image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    settings = AugmentSettings(copies=1, jitter=0.0, colour=0.0, noise=0.0, rotation=90)
+    schedule = AugmentSchedule(settings, 1, [torch.Generator().manual_seed(0)])
+    schedule.angle.fill_(math.pi / 2)  # a quarter turn: every sample lands on a pixel
+    turned = schedule(image, 0)[0]
+    i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    # output pixel (i, j), (dy, dx) from the centre, shows the canvas pixel (dx, -dy) from
+    # it: a quarter turn, wrapped around the canvas's edges
+    y = ((j - (w - 1) / 2) + (h - 1) / 2).round().long() % h
+    x = (-(i - (h - 1) / 2) + (w - 1) / 2).round().long() % w
+    torch.testing.assert_close(turned, image[0][:, y, x], atol=1e-5, rtol=0)
 
 
 def test_the_demo_vit_gives_its_grid_through_its_plugin():

@@ -165,14 +165,21 @@ class AugmentSchedule:
         what a turned or zoomed-out view needs beyond the edge comes from the other side."""
         h, w = views.shape[-2:]
         reach = math.hypot(h / 2, w / 2) / self.settings.zoom[0]  # farthest sample, in px
-        ph, pw = (min(n, max(0, math.ceil(reach - n / 2) + 1)) for n in (h, w))
-        padded = F.pad(views, (pw, pw, ph, ph), mode="circular")
+        ph, pw = (max(0, math.ceil(reach - n / 2) + 1) for n in (h, w))
+        rows = torch.arange(-ph, h + ph, device=views.device) % h  # wraps any number of times
+        cols = torch.arange(-pw, w + pw, device=views.device) % w
+        padded = views[:, :, rows][:, :, :, cols]
         hp, wp = padded.shape[-2:]
-        zoom, angle = self.zoom[step, k].to(views.dtype), self.angle[step, k].to(views.dtype)
+        zoom, angle = self.zoom[step, k].float(), self.angle[step, k].float()
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         zero = torch.zeros_like(cos)
-        rows = [[cos * w / wp, -sin * h / wp, zero], [sin * w / hp, cos * h / hp, zero]]
-        theta = torch.stack([torch.stack(row, -1) for row in rows], 1)
+        theta = torch.stack(
+            [
+                torch.stack([cos * w / wp, -sin * h / wp, zero], -1),
+                torch.stack([sin * w / hp, cos * h / hp, zero], -1),
+            ],
+            1,
+        ).to(views.dtype)
         grid = F.affine_grid(theta, list(views.shape), align_corners=False)
         return F.grid_sample(padded, grid, "bilinear", "border", align_corners=False)
 
