@@ -69,9 +69,9 @@ class AugmentSettings:
     1 ± ``colour`` and offset by ± ``colour``), and noise whose scale falls from ``noise``
     at the first step to 0 at the last. ``transforms = "vit"`` in a recipe.
 
-    Not in Ghiasi's recipe, off in the preset: each copy zoomed in by a factor drawn from
-    ``zoom`` and turned by up to ±``rotation`` degrees (``transforms = {zoom = [1, 1.5],
-    rotation = 15}``: the preset plus these).
+    Not in Ghiasi's recipe, off in the preset: each copy zoomed by a factor drawn from
+    ``zoom`` (over 1: in) and turned by up to ±``rotation`` degrees (``transforms = {zoom =
+    [1, 1.5], rotation = 15}``: the preset plus these).
     """
 
     copies: int = 8
