@@ -263,8 +263,14 @@ def _augment(value: dict, where: str) -> AugmentSettings:
         raise RecipeError(
             f"{where}: key 'render.transforms.zoom' must be [lo, hi], 0.5 <= lo <= hi <= 4"
         )
-    ranges = {"copies": (1, 64), "shift": (0, 1), "colour": (0, 1), "decaying_noise": (0, 1)}
-    for key, (lo, hi) in {**ranges, "rotation": (0, 180)}.items():
+    ranges = {
+        "copies": (1, 64),
+        "shift": (0, 1),
+        "colour": (0, 1),
+        "decaying_noise": (0, 1),
+        "rotation": (0, 180),
+    }
+    for key, (lo, hi) in ranges.items():
         if key in value and not lo <= value[key] <= hi:
             raise RecipeError(f"{where}: key 'render.transforms.{key}' must be in [{lo}, {hi}]")
     return AugmentSettings(
